@@ -1,0 +1,63 @@
+"""convexar_opt: convex training of two-layer ReLU autoregressive models of binary data.
+
+The public API re-exports the data pipeline, the three convex programs, the solver
+registry and the certificates. PyTorch is imported only by the modules that need it.
+"""
+
+import logging
+
+from .certificates import Certificate, certify
+from .data import (
+    WeightedDesign,
+    balance_design,
+    build_design,
+    compress,
+    subsample_design,
+    window_data,
+)
+from .exceptions import (
+    ConvergenceWarning,
+    ConvexARError,
+    InvalidDataError,
+    InvalidParameterError,
+    ModelFileError,
+    NotFittedError,
+    NotSolvedError,
+    SolverError,
+    SolverNotInstalledError,
+)
+from .patterns import gate_masks, sample_gates
+from .problems import ExactProblem, HingeProblem, RelaxedProblem
+from .solvers import available_solvers, installed_solvers
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "Certificate",
+    "ConvergenceWarning",
+    "ConvexARError",
+    "ExactProblem",
+    "HingeProblem",
+    "InvalidDataError",
+    "InvalidParameterError",
+    "ModelFileError",
+    "NotFittedError",
+    "NotSolvedError",
+    "RelaxedProblem",
+    "SolverError",
+    "SolverNotInstalledError",
+    "WeightedDesign",
+    "available_solvers",
+    "balance_design",
+    "build_design",
+    "certify",
+    "compress",
+    "gate_masks",
+    "installed_solvers",
+    "sample_gates",
+    "subsample_design",
+    "window_data",
+    "__version__",
+]

@@ -1,0 +1,185 @@
+"""Readers for a user's own binary data files: LIBSVM, ``.amat`` and ``.npz``."""
+
+import os
+import zipfile
+
+import numpy as np
+
+from .._validation import check_binary_matrix
+from ..exceptions import InvalidDataError
+from ._bundled import SPLITS, Dataset
+
+
+def _parse_libsvm_line(line, path, line_number, zero_based):
+    tokens = line.split()
+    indices = []
+    values = []
+    # The first token is the label; an unsupervised model ignores it.
+    for token in tokens[1:]:
+        if token.startswith("#"):
+            break
+        key, separator, value = token.partition(":")
+        if not separator:
+            raise InvalidDataError(
+                f"{path}, line {line_number}: expected 'index:value', got {token!r}."
+            )
+        try:
+            index = int(key)
+            number = float(value)
+        except ValueError:
+            raise InvalidDataError(
+                f"{path}, line {line_number}: cannot parse {token!r} as 'index:value'."
+            ) from None
+        if not zero_based and index == 0:
+            raise InvalidDataError(
+                f"{path}, line {line_number}: feature index 0 found, but LIBSVM indices "
+                "are 1-based by default. If this file is 0-based, pass zero_based=True "
+                "(command line: --zero-based)."
+            )
+        if index < 0:
+            raise InvalidDataError(f"{path}, line {line_number}: negative index {index}.")
+        indices.append(index if zero_based else index - 1)
+        values.append(number)
+    return indices, values
+
+
+def read_libsvm(path, n_features=None, zero_based=False):
+    """Read a LIBSVM file of binary features into a dense uint8 matrix.
+
+    Labels are ignored. Missing features are 0.
+
+    Parameters
+    ----------
+    path : str or path-like
+        File in LIBSVM format (``label index:value ...`` per line).
+    n_features : int or None, default=None
+        Width of the matrix. Give it whenever several files must share one width: a file
+        whose highest index happens to be lower would otherwise be narrower.
+    zero_based : bool, default=False
+        Whether indices start at 0. The default is LIBSVM's 1-based convention; an index
+        0 in a 1-based file is an error, never a silent shift.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features)
+    """
+    rows = []
+    highest = -1
+    with open(path, "r", encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            indices, values = _parse_libsvm_line(line, path, line_number, zero_based)
+            rows.append((indices, values))
+            if indices:
+                highest = max(highest, max(indices))
+
+    if not rows:
+        raise InvalidDataError(f"{path} holds no data lines.")
+    if n_features is None:
+        n_features = highest + 1
+    elif highest >= n_features:
+        raise InvalidDataError(
+            f"{path}: a feature index maps to column {highest}, but n_features = "
+            f"{n_features}. Raise n_features, or check zero_based (now {zero_based})."
+        )
+    if n_features < 1:
+        raise InvalidDataError(f"{path}: every line is empty; pass n_features explicitly.")
+
+    dense = np.zeros((len(rows), n_features), dtype=np.float64)
+    for row, (indices, values) in enumerate(rows):
+        dense[row, indices] = values
+    return check_binary_matrix(dense, name=os.path.basename(str(path)))
+
+
+def read_amat(path):
+    """Read a whitespace-separated ``.amat`` text matrix of 0/1 values."""
+    try:
+        array = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except ValueError as error:
+        raise InvalidDataError(f"{path} is not a numeric text matrix: {error}") from None
+    return check_binary_matrix(array, name=os.path.basename(str(path)))
+
+
+def read_npz(path):
+    """Read a ``.npz`` archive with arrays ``train`` and optionally ``valid`` and ``test``.
+
+    An archive with a single array of another name is read as the train split.
+    Pickled objects are never loaded.
+    """
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise InvalidDataError(f"{path} is not a readable .npz archive: {error}") from None
+
+    with archive:
+        keys = list(archive.files)
+        if not set(keys) & set(SPLITS):
+            if len(keys) != 1:
+                raise InvalidDataError(
+                    f"{path} holds arrays {keys}; name them 'train', 'valid' and 'test'."
+                )
+            mapping = {"train": keys[0]}
+        else:
+            mapping = {split: split for split in SPLITS if split in keys}
+        try:
+            splits = {
+                split: check_binary_matrix(archive[key], name=f"{os.path.basename(path)}.{key}")
+                for split, key in mapping.items()
+            }
+        except ValueError as error:
+            if isinstance(error, InvalidDataError):
+                raise
+            raise InvalidDataError(f"{path}: {error}") from None
+
+    widths = {split: array.shape[1] for split, array in splits.items()}
+    if len(set(widths.values())) > 1:
+        raise InvalidDataError(f"{path}: the splits have different widths {widths}.")
+    return Dataset(name=str(path), **{split: splits.get(split) for split in SPLITS})
+
+
+def _read_single(path, n_features, zero_based):
+    lowered = str(path).lower()
+    if lowered.endswith(".amat"):
+        return read_amat(path)
+    return read_libsvm(path, n_features=n_features, zero_based=zero_based)
+
+
+def load_file(path, n_features=None, zero_based=False, valid_path=None, test_path=None):
+    """Load a user's data file as a :class:`Dataset`.
+
+    ``.npz`` archives carry their own splits. A LIBSVM or ``.amat`` file is the train
+    split; ``valid_path`` and ``test_path`` add the other splits from files of the same
+    kind. All LIBSVM files are read with the same ``n_features`` and ``zero_based``.
+
+    Raises
+    ------
+    InvalidDataError
+        If a file is missing or malformed, or the splits have different widths, for
+        example because ``n_features`` was not given and the highest index differs.
+    """
+    for candidate in (path, valid_path, test_path):
+        if candidate is not None and not os.path.isfile(candidate):
+            raise InvalidDataError(f"data file {candidate!r} not found.")
+
+    if str(path).lower().endswith(".npz"):
+        if valid_path is not None or test_path is not None:
+            raise InvalidDataError(
+                "a .npz archive carries its own splits; do not pass separate valid/test files."
+            )
+        return read_npz(path)
+
+    splits = {"train": _read_single(path, n_features, zero_based)}
+    if valid_path is not None:
+        splits["valid"] = _read_single(valid_path, n_features, zero_based)
+    if test_path is not None:
+        splits["test"] = _read_single(test_path, n_features, zero_based)
+
+    widths = {split: array.shape[1] for split, array in splits.items()}
+    if len(set(widths.values())) > 1:
+        raise InvalidDataError(
+            f"the splits have different widths {widths}. For LIBSVM files pass "
+            "n_features (command line: --n-features) so that every split gets the same "
+            "columns; the highest index seen differs between the files."
+        )
+    return Dataset(name=str(path), **{split: splits.get(split) for split in SPLITS})

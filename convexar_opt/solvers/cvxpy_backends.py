@@ -1,0 +1,174 @@
+"""CVXPY backends: SCS, Clarabel, ECOS and MOSEK.
+
+| solver   | what ``warm_start=True`` does                                          |
+| -------- | ---------------------------------------------------------------------- |
+| SCS      | starts from the primal, dual and slack of the previous solve           |
+| CLARABEL | re-uses the solver object; no starting point (cvxpy 1.9)               |
+| ECOS     | nothing                                                                 |
+| MOSEK    | nothing, because cvxpy's interface does not read the flag              |
+"""
+
+import logging
+import time
+import warnings
+
+import numpy as np
+
+from ..exceptions import ConvergenceWarning, SolverError, SolverNotInstalledError
+from .base import SOLVER_ERROR, Solver, SolverResult
+
+logger = logging.getLogger(__name__)
+
+
+class CvxpySolver(Solver):
+    """Solve the problem's CVXPY form with a conic solver through ``cvxpy.Problem.solve``."""
+
+    programs = ("exact", "relaxed", "hinge")
+    warm_start_has_effect = False
+
+    def solve(self, problem, warm_start, verbose, options):
+        import cvxpy as cp
+
+        start = time.perf_counter()
+        compiled = problem.to_cvxpy()
+        compile_seconds = time.perf_counter() - start
+
+        if warm_start and not self.warm_start_has_effect and problem.warm_start_point() is not None:
+            problem._warn_once(
+                f"warm_start=True has no effect with solver {self.name!r}: {self.warm_start_effect}."
+            )
+
+        solve_start = time.perf_counter()
+        try:
+            compiled.solve(solver=self.name, warm_start=warm_start, verbose=verbose, **options)
+        except cp.error.SolverError as error:
+            seconds = time.perf_counter() - start
+            logger.info("%s failed after %.3f s: %s", self.name, seconds, error)
+            return SolverResult(
+                status=SOLVER_ERROR,
+                v=None,
+                w=None,
+                iterations=None,
+                seconds=seconds,
+                extra={"message": str(error)},
+            )
+        seconds = time.perf_counter() - start
+
+        stats = compiled.solver_stats
+        v, w = problem._read_cvxpy_weights()
+        return SolverResult(
+            status=compiled.status,
+            v=v,
+            w=w,
+            iterations=getattr(stats, "num_iters", None),
+            seconds=seconds,
+            extra={
+                "compile_seconds": compile_seconds,
+                "solve_seconds": time.perf_counter() - solve_start,
+                "reported_value": None if compiled.value is None else float(compiled.value),
+            },
+        )
+
+
+class ScsSolver(CvxpySolver):
+    name = "SCS"
+    module = "scs"
+    warm_start_has_effect = True
+    warm_start_effect = "starts from the primal, dual and slack of the previous solve"
+    options = {
+        "max_iters": "iteration limit",
+        "eps_abs": "absolute tolerance",
+        "eps_rel": "relative tolerance",
+        "eps_infeas": "infeasibility tolerance",
+        "time_limit_secs": "time limit in seconds",
+        "acceleration_lookback": "Anderson acceleration memory",
+        "use_indirect": "use the indirect linear solver",
+    }
+
+
+class ClarabelSolver(CvxpySolver):
+    name = "CLARABEL"
+    module = "clarabel"
+    warm_start_effect = "cvxpy 1.9 re-uses the solver object but passes no starting point"
+    options = {
+        "max_iter": "iteration limit",
+        "time_limit": "time limit in seconds",
+        "tol_gap_abs": "absolute duality-gap tolerance",
+        "tol_gap_rel": "relative duality-gap tolerance",
+        "tol_feas": "feasibility tolerance",
+        "tol_ktratio": "KKT ratio tolerance",
+    }
+
+
+class EcosSolver(CvxpySolver):
+    name = "ECOS"
+    module = "ecos"
+    warm_start_effect = "ECOS has no warm start"
+    options = {
+        "max_iters": "iteration limit",
+        "abstol": "absolute tolerance",
+        "reltol": "relative tolerance",
+        "feastol": "feasibility tolerance",
+    }
+
+
+class MosekSolver(CvxpySolver):
+    name = "MOSEK"
+    module = "mosek"
+    warm_start_effect = "cvxpy's MOSEK interface does not read the flag"
+    options = {"mosek_params": "dict of MOSEK parameters", "accept_unknown": "accept unknown status"}
+    _licence_error = None
+    _licence_checked = False
+
+    def check_usable(self):
+        if not MosekSolver._licence_checked:
+            MosekSolver._licence_error = _probe_mosek_licence()
+            MosekSolver._licence_checked = True
+        if MosekSolver._licence_error is not None:
+            from . import installed_solvers
+
+            others = [name for name in installed_solvers() if name != "MOSEK"]
+            raise SolverNotInstalledError(
+                "solver 'MOSEK' is installed but cannot run: "
+                f"{MosekSolver._licence_error}. Install a MOSEK licence, or use an "
+                f"installed solver: {others}."
+            )
+
+
+def _probe_mosek_licence():
+    """Return None if MOSEK can solve a one-variable problem, else the reason it cannot."""
+    import cvxpy as cp
+
+    variable = cp.Variable()
+    probe = cp.Problem(cp.Minimize(cp.square(variable - 1.0)))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probe.solve(solver="MOSEK")
+    except Exception as error:  # noqa: BLE001 - any failure means MOSEK is unusable here
+        message = str(error).strip().splitlines()
+        return message[0] if message else type(error).__name__
+    if probe.status != "optimal" or not np.isfinite(probe.value):
+        return f"a one-variable test problem ended with status {probe.status!r}"
+    return None
+
+
+def warn_inaccurate(name, status, problem):
+    """Warn that a solve ended with an inaccurate status."""
+    warnings.warn(
+        f"solver {name!r} ended with status {status!r} on {problem!r}; the point is not "
+        "certified optimal. Check problem.certificate, raise the iteration limit, or try "
+        "another solver.",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
+
+
+def raise_failed(name, status, problem, message=""):
+    """Raise SolverError for a solve that produced no usable point."""
+    detail = f" ({message.rstrip('.')})" if message else ""
+    raise SolverError(
+        f"solver {name!r} failed with status {status!r} on {problem!r}{detail}. Try "
+        "another solver (for example solver='CLARABEL' or the default native solver) or "
+        "raise its iteration limit."
+    )
