@@ -110,6 +110,36 @@ def _dual_residuals(program, design, features, masks, correlations, rho):
     return residuals
 
 
+def _residuals_from_multipliers(program, design, features, masks, correlations, rho, multipliers):
+    """Return delta_i for given cone multipliers, clipped into their box first.
+
+    The residual norms are computed explicitly from the clipped multipliers, so
+    inexact multipliers only loosen the bound.
+    """
+    norms_plus = np.linalg.norm(correlations, axis=1)
+    if program == "relaxed":
+        return norms_plus
+
+    n_contexts, n_patterns = masks.shape
+    mu, nu = (np.asarray(part, dtype=np.float64) for part in multipliers)
+    if mu.shape != (n_patterns, n_contexts) or nu.shape != (n_patterns, n_contexts):
+        raise InvalidParameterError(
+            f"multipliers must be two arrays of shape ({n_patterns}, {n_contexts}); got "
+            f"{mu.shape} and {nu.shape}."
+        )
+    upper = np.inf if program == "exact" else rho * design.counts
+    mu = np.clip(np.nan_to_num(mu, nan=0.0), 0.0, upper)
+    nu = np.clip(np.nan_to_num(nu, nan=0.0), 0.0, upper)
+
+    signs = np.where(masks, 1.0, -1.0).T
+    pushed_v = (signs * mu) @ features
+    pushed_w = (signs * nu) @ features
+    return np.maximum(
+        np.linalg.norm(correlations - pushed_v, axis=1),
+        np.linalg.norm(correlations + pushed_w, axis=1),
+    )
+
+
 def project_to_cones(design, masks, v):
     r"""Project each block :math:`v_i` onto its cone :math:`\{u : A_i u \ge 0\}`.
 
@@ -136,7 +166,7 @@ def dual_value(design, logits, scale):
     return float(np.sum(counts * binary_entropy(fitted)) / design.n_vectors)
 
 
-def certify(program, design, masks, v, w, beta, rho=0.0, project=True):
+def certify(program, design, masks, v, w, beta, rho=0.0, project=True, multipliers=None):
     """Build a duality-gap certificate for a primal point of one of the three programs.
 
     Parameters
@@ -156,6 +186,12 @@ def certify(program, design, masks, v, w, beta, rho=0.0, project=True):
     project : bool, default=True
         For the exact program, project an infeasible point onto the cones before
         certifying it, so that the primal value is that of a feasible point.
+    multipliers : tuple (mu, nu) of ndarrays of shape (n_patterns, n_contexts) or None
+        Cone multipliers of the constraints on ``v`` and ``w`` (for example from an
+        interior-point solver) to use instead of solving 2P non-negative least-squares
+        problems. They are clipped into their box and the residuals are computed from
+        the clipped values, so the certificate stays valid for any input. Ignored for
+        the relaxed program.
 
     Returns
     -------
@@ -186,7 +222,12 @@ def certify(program, design, masks, v, w, beta, rho=0.0, project=True):
     logits = gated_logits(features, masks, v, w)
     gradient = loss_gradient(design, logits)
     correlations = (masks * gradient[:, None]).T @ features
-    residuals = _dual_residuals(program, design, features, masks, correlations, rho)
+    if multipliers is None:
+        residuals = _dual_residuals(program, design, features, masks, correlations, rho)
+    else:
+        residuals = _residuals_from_multipliers(
+            program, design, features, masks, correlations, rho, multipliers
+        )
 
     largest = float(residuals.max()) if residuals.size else 0.0
     scale = 1.0 if largest <= beta else beta / largest

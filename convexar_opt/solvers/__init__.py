@@ -8,6 +8,8 @@ native solvers come first; CVXPY backends are chosen by name (``'SCS'``,
 from ..exceptions import SolverNotInstalledError
 from .base import Solver, SolverResult
 from .cvxpy_backends import ClarabelSolver, EcosSolver, MosekSolver, ScsSolver
+from .fista import FistaSolver
+from .ipm import IpmSolver
 
 _REGISTRY = {}
 
@@ -23,6 +25,10 @@ def register_solver(solver, first=False):
 
 for _backend in (ClarabelSolver(), ScsSolver(), EcosSolver(), MosekSolver()):
     register_solver(_backend)
+
+# The native solvers go to the front, so that solve() with no solver name uses them.
+register_solver(FistaSolver(), first=True)
+register_solver(IpmSolver(), first=True)
 
 
 def available_solvers():

@@ -1,0 +1,169 @@
+"""Common part of the native solvers: options, warm starts, statuses and warnings."""
+
+import logging
+import numbers
+import time
+import warnings
+from abc import abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._validation import check_int
+from ..exceptions import ConvergenceWarning, InvalidParameterError, SolverError
+from ._recession import has_unbounded_direction
+from .base import OPTIMAL, OPTIMAL_INACCURATE, Solver, SolverResult
+
+logger = logging.getLogger(__name__)
+
+# Reasons a native run ends.
+CONVERGED = "converged"
+ITERATION_LIMIT = "iteration_limit"
+STALLED = "stalled"
+UNCERTIFIABLE = "uncertifiable"
+
+
+@dataclass
+class Settings:
+    """Validated options of one native solve."""
+
+    tol: float
+    max_iter: int
+    log_every: int
+    verbose: bool
+    extra: dict = field(default_factory=dict)
+
+    def log(self, message, *args):
+        """Log a progress line at DEBUG, or at INFO when the caller asked for verbose output."""
+        logger.log(logging.INFO if self.verbose else logging.DEBUG, message, *args)
+
+
+@dataclass
+class RunOutcome:
+    """What a native algorithm returns to :class:`NativeSolver`."""
+
+    v: np.ndarray
+    w: np.ndarray
+    certificate: object
+    iterations: int
+    reason: str
+    extra: dict = field(default_factory=dict)
+
+
+def check_positive_float(value, name):
+    """Return ``value`` as a float after checking it is finite and > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise InvalidParameterError(f"{name} must be a finite number > 0; got {value!r}.")
+    value = float(value)
+    if not np.isfinite(value):
+        raise InvalidParameterError(f"{name} must be a finite number > 0; got {value!r}.")
+    return value
+
+
+class NativeSolver(Solver):
+    """Base class of the NumPy solvers that stop on the duality-gap certificate.
+
+    Subclasses implement :meth:`_run` and may extend :attr:`options` and
+    :meth:`_read_extra_options`.
+    """
+
+    native = True
+    module = None
+    default_max_iter = 100
+    default_log_every = 10
+    options = {
+        "tol": "relative certified duality gap at which to stop (default 1e-6)",
+        "max_iter": "iteration limit",
+        "log_every": "log progress every this many iterations (DEBUG, or INFO with verbose)",
+    }
+
+    def solve(self, problem, warm_start, verbose, options):
+        settings = self._read_options(options, verbose)
+        start = time.perf_counter()
+
+        if problem.beta == 0.0 and has_unbounded_direction(
+            problem.design, problem.masks, problem.program, problem.rho
+        ):
+            raise SolverError(
+                f"beta = 0 on {problem!r}: some contexts are always followed by the same "
+                "value and the model can push their probabilities to 0 or 1, so the "
+                "program has no minimiser (the weights diverge). Use beta > 0."
+            )
+
+        start_point = self._warm_start(problem) if warm_start else None
+        outcome = self._run(problem, start_point, settings)
+        seconds = time.perf_counter() - start
+
+        certificate = outcome.certificate
+        status = OPTIMAL if outcome.reason == CONVERGED else OPTIMAL_INACCURATE
+        if status != OPTIMAL:
+            self._warn_unconverged(outcome, settings, problem)
+        extra = {
+            "certificate": certificate,
+            "gap": certificate.gap,
+            "relative_gap": certificate.relative_gap,
+            "stop_reason": outcome.reason,
+            "warm_started": start_point is not None,
+            **outcome.extra,
+        }
+        return SolverResult(
+            status=status,
+            v=outcome.v,
+            w=outcome.w,
+            iterations=outcome.iterations,
+            seconds=seconds,
+            extra=extra,
+        )
+
+    def _read_options(self, options, verbose):
+        tol = check_positive_float(options.get("tol", 1e-6), "tol")
+        max_iter = check_int(options.get("max_iter", self.default_max_iter), "max_iter", 1)
+        log_every = check_int(options.get("log_every", self.default_log_every), "log_every", 1)
+        settings = Settings(tol=tol, max_iter=max_iter, log_every=log_every, verbose=bool(verbose))
+        settings.extra = self._read_extra_options(options)
+        return settings
+
+    def _read_extra_options(self, options):
+        return {}
+
+    def _warm_start(self, problem):
+        point = problem.warm_start_point()
+        if point is None:
+            return None
+        v, w = point
+        expected = (problem.n_patterns, problem.design.n_weights)
+        if np.shape(v) != expected or np.shape(w) != expected:
+            logger.debug("warm start ignored: shapes %s, %s != %s", np.shape(v), np.shape(w), expected)
+            return None
+        v = np.asarray(v, dtype=np.float64)
+        w = np.asarray(w, dtype=np.float64)
+        if not (np.all(np.isfinite(v)) and np.all(np.isfinite(w))):
+            return None
+        return v, w
+
+    def _warn_unconverged(self, outcome, settings, problem):
+        gap = outcome.certificate.relative_gap
+        if outcome.reason == ITERATION_LIMIT:
+            advice = (
+                f"stopped at max_iter={settings.max_iter} with a certified relative gap of "
+                f"{gap:.3g} > tol={settings.tol:g}. Raise max_iter (for example to "
+                f"{4 * settings.max_iter}) or loosen tol."
+            )
+        elif outcome.reason == UNCERTIFIABLE:
+            advice = (
+                f"stopped after {outcome.iterations} iterations: with beta = 0 the "
+                "duality-gap certificate cannot close (its relative gap is "
+                f"{gap:.3g}), so the point is not certified optimal. Use beta > 0 for a "
+                "certified solution."
+            )
+        else:
+            advice = (
+                f"stalled after {outcome.iterations} iterations at a certified relative gap "
+                f"of {gap:.3g} > tol={settings.tol:g}; the best point found is returned. "
+                "Loosen tol, or compare with solver='CLARABEL'."
+            )
+        warnings.warn(f"solver {self.name!r} on {problem!r} {advice}", ConvergenceWarning, stacklevel=4)
+
+    @abstractmethod
+    def _run(self, problem, start_point, settings):
+        """Run the algorithm from ``start_point`` ((v, w) or None) and return a RunOutcome."""
