@@ -26,9 +26,12 @@ from .exceptions import (
     SolverError,
     SolverNotInstalledError,
 )
-from .patterns import gate_masks, sample_gates
+from .patterns import enumerate_patterns, gate_masks, sample_gates
 from .problems import ExactProblem, HingeProblem, RelaxedProblem
 from .solvers import available_solvers, installed_solvers
+from .model import FittedModel
+from .reconstruction import check_reconstruction, reconstruct_network
+from .verify import verify_equivalence
 
 __version__ = "0.1.0"
 
@@ -39,6 +42,7 @@ __all__ = [
     "ConvergenceWarning",
     "ConvexARError",
     "ExactProblem",
+    "FittedModel",
     "HingeProblem",
     "InvalidDataError",
     "InvalidParameterError",
@@ -53,11 +57,15 @@ __all__ = [
     "balance_design",
     "build_design",
     "certify",
+    "check_reconstruction",
     "compress",
+    "enumerate_patterns",
     "gate_masks",
     "installed_solvers",
+    "reconstruct_network",
     "sample_gates",
     "subsample_design",
+    "verify_equivalence",
     "window_data",
     "__version__",
 ]

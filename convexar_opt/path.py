@@ -149,7 +149,7 @@ def _check_betas(betas):
     bad = ~np.isfinite(values) | (values < 0.0)
     if np.any(bad):
         raise InvalidParameterError(
-            f"betas must be finite and >= 0; got {values[bad][0]!r}. Use for example "
+            f"betas must be finite and >= 0; got {float(values[bad][0])!r}. Use for example "
             "beta_max(problem) * np.logspace(0, -3, 10)."
         )
     return np.sort(values)[::-1]

@@ -27,6 +27,7 @@ import copy
 import hashlib
 import logging
 import os
+import pickle
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -342,7 +343,11 @@ def _accuracy(module, tensors):
 
 
 def _evaluate(model, module, gates, train_design, valid_design, beta, rho):
-    """Return the float64 figures of one epoch: objective, NLLs and accuracies."""
+    """Return the float64 figures of one epoch: objective, NLLs and accuracies (NaN after divergence)."""
+    names = ("train_objective", "train_nll", "valid_nll", "train_accuracy", "valid_accuracy")
+    if not all(bool(torch.isfinite(parameter).all()) for parameter in module.parameters()):
+        return dict.fromkeys(names, float("nan"))
+
     evaluation = _float64_module(model, module, gates, "cpu")
     with torch.no_grad():
         objective = design_objective(evaluation, train_design, beta, rho if model == "pth" else 0.0)
@@ -392,7 +397,7 @@ def _save_checkpoint(path, state):
 def _load_checkpoint(path, fingerprint):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
         raise ModelFileError(
             f"cannot read checkpoint {str(path)!r} ({error}). Delete it or pass resume=False "
             "to start again."

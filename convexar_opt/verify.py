@@ -273,7 +273,8 @@ def verify_equivalence(
     hidden_units : int or None, default=None
         Width m of the trained networks. None takes ``max(K + 1, 2 * b)``, with K the
         number of distinct contexts and b the number of non-zero blocks of the convex
-        solution; an optimal network with at most ``min(b, K + 1)`` units exists.
+        solution. Both bounds suffice, because an optimal network with at most
+        ``min(b, K + 1)`` units exists.
     tol : float, default=1e-7
         Relative duality gap requested from the exact solve.
     max_patterns : int, default=5000
@@ -395,7 +396,7 @@ def verify_equivalence(
             "tol": tol,
             "max_patterns": max_patterns,
             "max_iter": max_iter,
-            "random_state": random_state,
+            "random_state": random_state if isinstance(random_state, (int, type(None))) else repr(random_state),
         },
         "seconds": seconds,
     }

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..certificates import certify, dual_value
 from ._masked_design import MaskedDesign
-from ._native import CONVERGED, ITERATION_LIMIT, NativeSolver, RunOutcome
+from ._native import CONVERGED, ITERATION_LIMIT, UNCERTIFIABLE, NativeSolver, RunOutcome
 from .._validation import check_int
 
 logger = logging.getLogger(__name__)
@@ -144,6 +144,8 @@ class FistaSolver(NativeSolver):
         operator = MaskedDesign(problem.design, problem.masks)
         shape = (problem.n_patterns, problem.design.n_weights)
         start = np.zeros(shape) if start_point is None else start_point[0] - start_point[1]
+        if problem.beta == 0.0:
+            return self._run_unregularised(problem, operator, start, settings)
 
         z, iterations, _ = run_fista(
             operator,
@@ -163,4 +165,37 @@ class FistaSolver(NativeSolver):
             certificate=certificate,
             iterations=iterations,
             reason=CONVERGED if reached else ITERATION_LIMIT,
+        )
+
+    def _run_unregularised(self, problem, operator, start, settings):
+        """Run plain accelerated gradient descent (beta = 0) until the gradient is small.
+
+        The certificate cannot close at beta = 0, so the run stops once the largest
+        gradient entry is below tol times the loss, with reason 'uncertifiable'.
+        """
+        lipschitz = operator.lipschitz_constant()
+        chunk = 100 * settings.extra["check_every"]
+        z, done, reason = start, 0, ITERATION_LIMIT
+        while done < settings.max_iter:
+            steps = min(chunk, settings.max_iter - done)
+            z, _, _ = run_fista(
+                operator,
+                0.0,
+                z,
+                tol=0.0,
+                max_iter=steps,
+                check_every=settings.extra["check_every"],
+                log=settings.log,
+                log_every=settings.log_every,
+                lipschitz=lipschitz,
+            )
+            done += steps
+            logits = operator.logits(z)
+            gradient = operator.correlations(operator.loss_gradient(logits))
+            if np.abs(gradient).max() <= settings.tol * max(abs(operator.loss(logits)), 1.0):
+                reason = UNCERTIFIABLE
+                break
+        certificate = certify("relaxed", problem.design, problem.masks, z, None, 0.0)
+        return RunOutcome(
+            v=z, w=np.zeros_like(z), certificate=certificate, iterations=done, reason=reason
         )
