@@ -18,10 +18,16 @@ def check_binary_matrix(X, name="X"):
     array = np.asarray(X)
 
     if array.ndim != 2:
+        if array.ndim > 2:
+            fix = (
+                f"Flatten each sample into one vector, for example with "
+                f"{name}.reshape({name}.shape[0], -1)."
+            )
+        else:
+            fix = f"Reshape it, for example with {name}.reshape(1, -1) for a single vector."
         raise InvalidDataError(
             f"{name} must be a 2-D array of shape (n_samples, n_features), but it has "
-            f"shape {array.shape}. Reshape it, for example with {name}.reshape(1, -1) "
-            "for a single vector."
+            f"shape {array.shape}. {fix}"
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise InvalidDataError(
@@ -30,7 +36,8 @@ def check_binary_matrix(X, name="X"):
         )
     if array.dtype.kind not in "biuf":
         raise InvalidDataError(
-            f"{name} must be numeric with entries 0 and 1, but its dtype is {array.dtype}."
+            f"{name} must be numeric with entries 0 and 1, but its dtype is {array.dtype}. "
+            "Convert it to 0/1 numbers first, for example with np.asarray(..., dtype=np.uint8)."
         )
 
     if array.dtype.kind == "f":

@@ -125,7 +125,8 @@ def _residuals_from_multipliers(program, design, features, masks, correlations, 
     if mu.shape != (n_patterns, n_contexts) or nu.shape != (n_patterns, n_contexts):
         raise InvalidParameterError(
             f"multipliers must be two arrays of shape ({n_patterns}, {n_contexts}); got "
-            f"{mu.shape} and {nu.shape}."
+            f"{mu.shape} and {nu.shape}. Pass (mu, nu) with one row per pattern and one "
+            "column per context of the design."
         )
     upper = np.inf if program == "exact" else rho * design.counts
     mu = np.clip(np.nan_to_num(mu, nan=0.0), 0.0, upper)

@@ -7,13 +7,24 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import asdict
 
 from . import __version__
-from .exceptions import ConvexARError
-from .experiment import MODELS, PROTOCOLS, Settings, package_versions, run_model
+from .exceptions import ConvexARError, InvalidParameterError
+from .experiment import (
+    CONVEX_MODELS,
+    MODELS,
+    PROTOCOLS,
+    SGD_MODELS,
+    Settings,
+    check_solver,
+    package_versions,
+    protocol_settings,
+    run_model,
+)
 
 logger = logging.getLogger("convexar_opt.cli")
 
@@ -23,13 +34,25 @@ DEFAULT_REPRODUCE_MODELS = "cpe,cpr,cph,nn,ptr,pth"
 
 def load_data(args):
     """Return the Dataset named by ``--dataset``: a bundled name or the path of a file."""
-    import os
-
     from .datasets import list_datasets, load_dataset, load_file
 
     if args.dataset in list_datasets():
-        if args.valid_file or args.test_file:
-            logger.warning("--valid-file and --test-file are ignored for a bundled data set")
+        ignored = [
+            flag
+            for flag, value in (
+                ("--valid-file", args.valid_file),
+                ("--test-file", args.test_file),
+                ("--n-features", args.n_features),
+                ("--zero-based", args.zero_based),
+            )
+            if value
+        ]
+        if ignored:
+            logger.warning(
+                "%s ignored: they apply to a data file, and %r is a bundled data set",
+                ", ".join(ignored),
+                args.dataset,
+            )
         return load_dataset(args.dataset)
     if os.path.exists(args.dataset):
         return load_file(
@@ -52,11 +75,10 @@ def settings_from_args(args):
     options = {}
     for item in args.solver_option or []:
         key, separator, value = item.partition("=")
-        if not separator:
-            from .exceptions import InvalidParameterError
-
+        key = key.strip()
+        if not separator or not key:
             raise InvalidParameterError(
-                f"--solver-option must be KEY=VALUE; got {item!r}."
+                f"--solver-option must be KEY=VALUE, for example max_iter=200; got {item!r}."
             )
         options[key] = _parse_value(value)
     return Settings(
@@ -195,9 +217,67 @@ def _plot(path, results):
     print(f"saved {path}")
 
 
+def check_output_paths(args):
+    """Raise InvalidParameterError for an output file that cannot be written.
+
+    Checked before training so that a typo in a path does not cost the finished run.
+    """
+    for flag in ("json", "save_model", "plot", "checkpoint"):
+        path = getattr(args, flag, None)
+        if path is None:
+            continue
+        option = "--" + flag.replace("_", "-")
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            raise InvalidParameterError(
+                f"{option} {path!r} is a directory; give a file name, for example "
+                f"{os.path.join(path, 'out')!r}."
+            )
+        if not os.path.isdir(folder):
+            raise InvalidParameterError(
+                f"{option} {path!r}: directory {folder!r} does not exist. Create it first "
+                "or choose another path."
+            )
+        if not os.access(folder, os.W_OK):
+            raise InvalidParameterError(
+                f"{option} {path!r}: directory {folder!r} is not writable. Choose another path."
+            )
+
+
+def check_fit_args(args):
+    """Raise InvalidParameterError for options that do not apply to ``--model``."""
+    if args.model not in CONVEX_MODELS:
+        solver_flags = (("--solver", args.solver), ("--solver-option", args.solver_option))
+        given = [flag for flag, value in solver_flags if value]
+        if given:
+            raise InvalidParameterError(
+                f"{' and '.join(given)} choose the solver of the convex models "
+                f"{list(CONVEX_MODELS)}, but --model {args.model} uses no convex solver. "
+                "Drop them."
+            )
+    if args.model not in SGD_MODELS and (args.checkpoint or args.resume):
+        raise InvalidParameterError(
+            f"--checkpoint and --resume apply to the SGD models {list(SGD_MODELS)}; --model "
+            f"{args.model} has no epochs to resume. Drop them."
+        )
+    if args.resume and args.checkpoint is None:
+        raise InvalidParameterError(
+            "--resume needs --checkpoint FILE, the checkpoint to continue from."
+        )
+    if args.resume and not os.path.exists(args.checkpoint):
+        logger.warning(
+            "--resume: checkpoint %r not found, so training starts from epoch 0 and "
+            "writes it after every epoch",
+            args.checkpoint,
+        )
+    check_output_paths(args)
+
+
 def run_fit(args):
     """Train one model and print its figures."""
     settings = settings_from_args(args)
+    check_fit_args(args)
+    check_solver(args.model, protocol_settings(args.model, settings))
     dataset = load_data(args)
     result = run_model(
         args.model,
@@ -229,13 +309,19 @@ def run_reproduce(args):
     """Train several models with the same gates and print a table like Gabbur et al.'s Table 1."""
     settings = settings_from_args(args)
     models = [name.strip().lower() for name in args.models.split(",") if name.strip()]
-    unknown = [name for name in models if name not in MODELS or name == "count"]
+    choices = [name for name in MODELS if name != "count"]
+    unknown = [name for name in models if name not in choices]
     if unknown:
-        from .exceptions import InvalidParameterError
-
         raise InvalidParameterError(
-            f"unknown model(s) {unknown} in --models; choose from {[m for m in MODELS if m != 'count']}."
+            f"unknown model(s) {unknown} in --models; choose from {choices}."
         )
+    if not models:
+        raise InvalidParameterError(
+            f"--models {args.models!r} names no model; give a comma-separated list from {choices}."
+        )
+    check_output_paths(args)
+    for name in models:
+        check_solver(name, protocol_settings(name, settings))
     dataset = load_data(args)
     print(f"convexar_opt {__version__}: data set {dataset.name}, protocol {settings.protocol}, models {models}")
 
@@ -330,6 +416,10 @@ def main(argv=None):
     except ConvexARError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        # A file that became unreadable or unwritable after the checks, or a full disk.
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

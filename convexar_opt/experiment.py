@@ -31,7 +31,7 @@ from ._validation import check_int, check_nonnegative
 from .data import balance_design, build_design, subsample_design
 from .evaluation import accuracy, count_logits, nll_per_vector
 from .exceptions import InvalidParameterError
-from .model import FittedModel
+from .model import RULES, FittedModel
 from .patterns import gate_masks, sample_gates
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ SGD_MODELS = {"nn": "nn", "ptr": "relaxed", "pth": "hinge"}
 MODELS = ("count", *CONVEX_MODELS, *SGD_MODELS)
 PROTOCOLS = ("default", "paper")
 PAPER_TRAIN_ROWS = {"cpe": 1000, "cph": 1000, "cpr": 100_000}
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass
@@ -84,11 +85,55 @@ class Settings:
         check_int(self.patience, "patience", 1)
         if self.train_rows is not None:
             check_int(self.train_rows, "train_rows", 1)
-        if self.protocol not in PROTOCOLS:
+        check_int(self.seed, "seed", 0, hint=" Use a non-negative integer seed.")
+        for name, value, choices in (
+            ("protocol", self.protocol, PROTOCOLS),
+            ("rule", self.rule, RULES),
+            ("optimizer", self.optimizer, OPTIMIZERS),
+        ):
+            if value not in choices:
+                raise InvalidParameterError(
+                    f"{name} must be one of {list(choices)}; got {value!r}."
+                )
+        if not isinstance(self.solver_options, dict):
             raise InvalidParameterError(
-                f"protocol must be one of {list(PROTOCOLS)}; got {self.protocol!r}."
+                f"solver_options must be a dict of option names to values; got "
+                f"{self.solver_options!r}."
             )
+        check_device(self.device)
         return self
+
+
+def check_device(device):
+    """Raise InvalidParameterError for a device string that SGD training cannot use here.
+
+    ``"auto"`` and ``"cpu"`` are always accepted. Other strings must parse as a
+    ``torch.device``, and a CUDA device needs a GPU that PyTorch can see.
+    """
+    if not isinstance(device, str) or not device:
+        raise InvalidParameterError(
+            f"device must be 'auto', 'cpu' or a CUDA device such as 'cuda'; got {device!r}."
+        )
+    if device in ("auto", "cpu"):
+        return
+    try:
+        import torch
+    except ImportError:
+        raise InvalidParameterError(
+            f"device {device!r} needs PyTorch, which is not installed. Install torch, or "
+            "use device 'auto' or 'cpu'."
+        ) from None
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise InvalidParameterError(
+            f"device {device!r} is not a valid torch device. Use 'auto', 'cpu' or 'cuda'."
+        ) from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidParameterError(
+            f"device {device!r} was requested, but PyTorch {torch.__version__} sees no CUDA "
+            "GPU on this machine. Use device 'cpu', or 'auto', which falls back to the CPU."
+        )
 
 
 def protocol_settings(model, settings):
@@ -197,6 +242,11 @@ def _evaluate(fitted, designs):
     return nll, scores
 
 
+def _model_metadata(settings, **figures):
+    """Return what a saved model keeps besides its weights: settings, versions, figures."""
+    return {**figures, "settings": asdict(settings), "versions": package_versions()}
+
+
 def _gates(settings, n_weights):
     return sample_gates(n_weights, settings.n_patterns, random_state=settings.seed)
 
@@ -220,7 +270,7 @@ def fit_count(designs, settings, dataset_name):
         window=train.window,
         intercept=train.intercept,
         weights={"contexts": train.contexts, "ones": train.ones, "zeros": train.zeros},
-        metadata={"pseudo_count": 0.5},
+        metadata=_model_metadata(settings, pseudo_count=0.5),
     )
     seconds = time.perf_counter() - start
     nll, scores = _evaluate(fitted, designs)
@@ -266,7 +316,7 @@ def fit_convex(model, designs, settings, dataset_name):
         weights={"v": solution.v, "w": solution.w},
         gates=gates,
         rule=settings.rule,
-        metadata={"beta": settings.beta, "rho": problem.rho, "seed": settings.seed},
+        metadata=_model_metadata(settings, beta=settings.beta, rho=problem.rho, seed=settings.seed),
     )
     nll, scores = _evaluate(fitted, designs)
     stats = problem.solver_stats
@@ -332,7 +382,13 @@ def fit_sgd(model, designs, settings, dataset_name, progress=False, checkpoint_p
         from .objectives import network_objective
 
         objective = network_objective(train, weights["U"], weights["alpha"], settings.beta)
-        fitted = FittedModel(kind="nn", window=train.window, intercept=train.intercept, weights=weights)
+        fitted = FittedModel(
+            kind="nn",
+            window=train.window,
+            intercept=train.intercept,
+            weights=weights,
+            metadata=_model_metadata(settings, model=model),
+        )
     else:
         masks = gate_masks(train.features, gates)
         rho = settings.rho if program == "hinge" else 0.0
@@ -346,6 +402,7 @@ def fit_sgd(model, designs, settings, dataset_name, progress=False, checkpoint_p
             weights=weights,
             gates=gates,
             rule=settings.rule,
+            metadata=_model_metadata(settings, model=model),
         )
 
     nll, scores = _evaluate(fitted, designs)
@@ -371,11 +428,41 @@ def fit_sgd(model, designs, settings, dataset_name, progress=False, checkpoint_p
     )
 
 
+def check_solver(model, settings):
+    """Raise before any data work if a convex model's solver or its options cannot be used.
+
+    Raises
+    ------
+    SolverNotInstalledError
+        If the solver is unknown, not installed, not licensed or does not support the
+        model's program.
+    InvalidParameterError
+        If a solver option is unknown to the solver.
+    """
+    if model not in CONVEX_MODELS:
+        return
+    from .solvers import get_solver
+
+    solver_name, options = _solver_options(settings, CONVEX_MODELS[model])
+    get_solver(solver_name, CONVEX_MODELS[model]).check_options(options)
+
+
 def run_model(model, dataset, settings, progress=False, checkpoint_path=None, resume=False):
     """Train ``model`` on ``dataset`` under ``settings`` and return its :class:`FitResult`."""
     if model not in MODELS:
         raise InvalidParameterError(f"model must be one of {list(MODELS)}; got {model!r}.")
     settings = protocol_settings(model, settings.validate())
+    if model not in SGD_MODELS and (checkpoint_path is not None or resume):
+        raise InvalidParameterError(
+            f"checkpoint_path and resume (--checkpoint, --resume) apply to the SGD models "
+            f"{list(SGD_MODELS)}; model {model!r} has no epochs to resume. Drop them."
+        )
+    if model in SGD_MODELS and resume and checkpoint_path is None:
+        raise InvalidParameterError(
+            "resume (--resume) needs checkpoint_path (--checkpoint FILE), the file to "
+            "continue from; got none."
+        )
+    check_solver(model, settings)
     designs = prepare_designs(dataset, settings)
     logger.info("training %s on %s: %r", model, dataset.name, designs.train)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._validation import check_int
 from .data import build_design, window_data
 from .evaluation import accuracy, count_logits, nll_per_vector
 from .exceptions import InvalidDataError, InvalidParameterError, ModelFileError
@@ -23,6 +24,7 @@ FILE_FORMAT = "convexar_opt.model"
 FORMAT_VERSION = 1
 KINDS = ("exact", "relaxed", "hinge", "nn", "count")
 RULES = ("gated", "relu")
+_HEADER_DIGEST = "header_sha256"
 
 _REQUIRED_WEIGHTS = {
     "exact": ("v", "w"),
@@ -77,6 +79,35 @@ class FittedModel:
             raise InvalidParameterError(f"a {self.kind!r} model needs weights {missing}.")
         if self.kind in ("exact", "relaxed", "hinge") and self.gates is None:
             raise InvalidParameterError(f"a {self.kind!r} model needs its gate vectors.")
+        self._check_shapes()
+
+    def _check_shapes(self):
+        """Raise InvalidParameterError when an array does not fit the window and intercept."""
+        window = check_int(self.window, "window", 1)
+        n_weights = window + int(bool(self.intercept))
+        shapes = {name: np.shape(value) for name, value in self.weights.items()}
+
+        if self.kind == "count":
+            n_contexts = shapes["contexts"][0] if len(shapes["contexts"]) == 2 else -1
+            expected = {
+                "contexts": (n_contexts, window),
+                "ones": (n_contexts,),
+                "zeros": (n_contexts,),
+            }
+        elif self.kind == "nn":
+            n_units = shapes["U"][0] if len(shapes["U"]) == 2 else -1
+            expected = {"U": (n_units, n_weights), "alpha": (n_units,)}
+        else:
+            shapes["gates"] = np.shape(self.gates)
+            n_patterns = shapes["gates"][0] if len(shapes["gates"]) == 2 else -1
+            expected = dict.fromkeys(("gates", "v", "w"), (n_patterns, n_weights))
+        for name, shape in expected.items():
+            if shapes[name] != shape:
+                raise InvalidParameterError(
+                    f"{name} of a {self.kind!r} model with window {self.window} and "
+                    f"intercept {self.intercept} must have shape {shape}, not "
+                    f"{shapes[name]}. Pass the arrays of one fit together."
+                )
 
     def _count_design(self):
         from .data import WeightedDesign
@@ -167,7 +198,9 @@ class FittedModel:
             "metadata": self.metadata,
             "arrays": {name: _array_digest(array) for name, array in arrays.items()},
         }
-        arrays["header"] = np.array(json.dumps(header, sort_keys=True, default=_json_default))
+        header = json.loads(json.dumps(header, default=_json_default))
+        header[_HEADER_DIGEST] = _header_digest(header)
+        arrays["header"] = np.array(json.dumps(header, sort_keys=True))
         with open(path, "wb") as handle:
             np.savez_compressed(handle, **arrays)
 
@@ -209,15 +242,18 @@ class FittedModel:
         weights = {
             name.split(".", 1)[1]: value for name, value in arrays.items() if name.startswith("weights.")
         }
-        return cls(
-            kind=header["kind"],
-            window=header["window"],
-            intercept=header["intercept"],
-            weights=weights,
-            gates=arrays.get("gates"),
-            rule=header["rule"],
-            metadata=header["metadata"],
-        )
+        try:
+            return cls(
+                kind=header["kind"],
+                window=header["window"],
+                intercept=header["intercept"],
+                weights=weights,
+                gates=arrays.get("gates"),
+                rule=header["rule"],
+                metadata=header["metadata"],
+            )
+        except (InvalidParameterError, KeyError) as error:
+            raise ModelFileError(f"{path!r} does not describe a valid model: {error}") from None
 
 
 def _read_header(path, contents):
@@ -235,7 +271,24 @@ def _read_header(path, contents):
             f"convexar_opt {header.get('package_version')!r}; this version reads format "
             f"{FORMAT_VERSION} only. Re-fit the model or load it with the version that wrote it."
         )
+    recorded = header.get(_HEADER_DIGEST)
+    if recorded is None:
+        raise ModelFileError(
+            f"{path!r}: the header has no checksum, so the file was altered or written by an "
+            "early build of convexar_opt. Re-fit and save the model again."
+        )
+    if recorded != _header_digest(header):
+        raise ModelFileError(
+            f"{path!r}: the header does not match its recorded checksum; the file was "
+            "altered or damaged."
+        )
     return header
+
+
+def _header_digest(header):
+    """Return the sha256 of the header's canonical JSON, without the checksum entry."""
+    content = {name: value for name, value in header.items() if name != _HEADER_DIGEST}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def _array_digest(array):

@@ -1,7 +1,7 @@
 r"""Regularization paths over beta, with warm starts and validation scores.
 
-:func:`beta_max` gives the threshold above which the zero weights are optimal
-(MATH.md, section 6.4): with :math:`g_0 = \nabla L(0) = (n/2 - n^1)/N` and
+:func:`beta_max` gives the threshold above which the zero weights are optimal. With
+:math:`g_0 = \nabla L(0) = (n/2 - n^1)/N` and
 :math:`c_i = M_i^\top g_0`, :math:`z = 0` solves the relaxed program iff
 :math:`\beta \ge \max_i \lVert c_i\rVert`, and :math:`v = w = 0` solves the exact
 (hinge) program iff :math:`\beta \ge \max_i \delta_i(g_0)`, the distance of
@@ -184,8 +184,8 @@ def regularization_path(problem, betas, valid_design=None, solver=None, progress
     Parameters
     ----------
     problem : ExactProblem, RelaxedProblem or HingeProblem
-        The program; its ``beta`` is set to each value in turn, so afterwards it holds
-        the smallest beta and the solution for it.
+        The program. Its ``beta`` is set to each value in turn, so afterwards its beta
+        is the smallest value and its solution is the one for that value.
     betas : array-like of float
         Values of beta, in any order; they are solved in decreasing order.
     valid_design : WeightedDesign or None, default=None

@@ -1,7 +1,8 @@
 """Figures of SGD training runs: validation accuracy and loss curves per epoch.
 
-matplotlib is imported inside the functions with the non-interactive Agg backend, so
-plotting works without a display and importing this module costs nothing.
+The figures are drawn on matplotlib's Agg canvas without pyplot, so plotting works
+without a display and leaves the caller's pyplot backend and open figures alone.
+matplotlib is imported only when a function is called.
 """
 
 import logging
@@ -25,8 +26,10 @@ def _labelled_histories(results):
 
     pairs = []
     for label, result in items:
-        history = result["history"] if isinstance(result, Mapping) else getattr(result, "history", None)
-        model = result.get("model") if isinstance(result, Mapping) else getattr(result, "model", None)
+        if isinstance(result, Mapping):
+            history, model = result.get("history"), result.get("model")
+        else:
+            history, model = getattr(result, "history", None), getattr(result, "model", None)
         if not history:
             raise InvalidParameterError(
                 f"cannot plot {label or model or type(result).__name__!r}: it has no history. "
@@ -35,17 +38,18 @@ def _labelled_histories(results):
         pairs.append((label or _MODEL_LABELS.get(model, str(model)), history))
 
     if not pairs:
-        raise InvalidParameterError("results is empty; pass at least one SGDResult.")
+        raise InvalidParameterError("results is empty. Pass at least one SGDResult.")
     return pairs
 
 
-def _pyplot():
-    import matplotlib
+def _new_figure():
+    """Return a 6 x 4 inch figure with one axes, attached to an Agg canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    figure = Figure(figsize=(6.0, 4.0), dpi=120)
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot()
 
 
 def plot_validation_accuracy(results, path, *, title="Validation accuracy during training"):
@@ -54,10 +58,11 @@ def plot_validation_accuracy(results, path, *, title="Validation accuracy during
     Parameters
     ----------
     results : sequence or mapping of SGDResult
-        Runs to compare. A mapping uses its keys as legend labels; otherwise the model
-        names label the curves. ``SGDResult.to_dict()`` output is accepted as well.
+        Runs to compare. The keys of a mapping become the legend labels, and otherwise
+        the model names label the curves. ``SGDResult.to_dict()`` output is accepted
+        as well.
     path : str or os.PathLike
-        Output file; the format follows its suffix, PNG for ``.png``.
+        Output file. matplotlib picks the format from the suffix, PNG for ``.png``.
     title : str, default="Validation accuracy during training"
 
     Returns
@@ -66,9 +71,7 @@ def plot_validation_accuracy(results, path, *, title="Validation accuracy during
         ``path``, for chaining.
     """
     pairs = _labelled_histories(results)
-    plt = _pyplot()
-
-    figure, axes = plt.subplots(figsize=(6.0, 4.0), dpi=120)
+    figure, axes = _new_figure()
     for label, history in pairs:
         epochs = [record["epoch"] for record in history]
         accuracy = [record["valid_accuracy"] for record in history]
@@ -80,7 +83,6 @@ def plot_validation_accuracy(results, path, *, title="Validation accuracy during
     axes.legend()
     figure.tight_layout()
     figure.savefig(path)
-    plt.close(figure)
     logger.info("saved validation accuracy of %d runs to %s", len(pairs), path)
     return path
 
@@ -91,8 +93,8 @@ def plot_training_curves(results, path, *, title="Training curves"):
     Parameters
     ----------
     results : SGDResult, sequence or mapping of SGDResult
-        One run or several; each gets one colour, solid for training NLL, dashed for
-        validation NLL, dotted for the training objective.
+        One run or several. Each run gets one colour. Solid lines show the training NLL,
+        dashed lines the validation NLL and dotted lines the training objective.
     path : str or os.PathLike
     title : str, default="Training curves"
 
@@ -102,17 +104,20 @@ def plot_training_curves(results, path, *, title="Training curves"):
         ``path``.
     """
     pairs = _labelled_histories(results)
-    plt = _pyplot()
-
-    figure, axes = plt.subplots(figsize=(6.0, 4.0), dpi=120)
+    figure, axes = _new_figure()
     for index, (label, history) in enumerate(pairs):
         # Epoch 0 is the initial model, whose NLL usually dwarfs the rest of the curve.
         records = [record for record in history if record["epoch"] > 0] or history
         epochs = [record["epoch"] for record in records]
         colour = f"C{index % 10}"
-        axes.plot(epochs, [r["train_nll"] for r in records], color=colour, label=f"{label} train NLL")
-        axes.plot(epochs, [r["valid_nll"] for r in records], color=colour, linestyle="--", label=f"{label} validation NLL")
-        axes.plot(epochs, [r["train_objective"] for r in records], color=colour, linestyle=":", label=f"{label} objective")
+        curves = (
+            ("train_nll", "-", "training NLL"),
+            ("valid_nll", "--", "validation NLL"),
+            ("train_objective", ":", "objective"),
+        )
+        for key, linestyle, name in curves:
+            values = [record[key] for record in records]
+            axes.plot(epochs, values, color=colour, linestyle=linestyle, label=f"{label} {name}")
     axes.set_xlabel("epoch")
     axes.set_ylabel("nats per vector")
     axes.set_title(title)
@@ -120,6 +125,5 @@ def plot_training_curves(results, path, *, title="Training curves"):
     axes.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path)
-    plt.close(figure)
     logger.info("saved training curves of %d runs to %s", len(pairs), path)
     return path

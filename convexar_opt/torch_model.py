@@ -46,16 +46,24 @@ def _check_dtype(dtype):
     return dtype
 
 
-def _as_matrix(values, name, dtype, device):
+def _as_float64_array(values):
+    if torch.is_tensor(values):
+        values = values.detach().cpu()
+    return np.asarray(values, dtype=np.float64)
+
+
+def _as_matrix(values, name, dtype, device, rows="n_patterns"):
     """Return ``values`` as a finite 2-D tensor, raising InvalidDataError otherwise."""
-    array = np.asarray(values.detach().cpu() if torch.is_tensor(values) else values, dtype=np.float64)
+    array = _as_float64_array(values)
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
         raise InvalidDataError(
-            f"{name} must be a non-empty 2-D array of shape (n_patterns, n_weights); "
+            f"{name} must be a non-empty 2-D array of shape ({rows}, n_weights); "
             f"got shape {array.shape}."
         )
     if not np.all(np.isfinite(array)):
-        raise InvalidDataError(f"{name} must be finite; it contains NaN or infinite entries.")
+        raise InvalidDataError(
+            f"{name} must be finite, but it contains NaN or infinite entries."
+        )
     return torch.as_tensor(array, dtype=dtype, device=device)
 
 
@@ -99,7 +107,7 @@ class TwoLayerReLUAR(nn.Module):
     dtype : torch.dtype, default=torch.float64
         torch.float32 or torch.float64.
     device : torch.device, str or None, default=None
-        Device of the parameters; None means the CPU.
+        Device of the parameters. None means the CPU.
     generator : torch.Generator or None, default=None
         Source of the initial weights. Both layers start as PyTorch's default
         ``nn.Linear`` does: :math:`U \sim \mathcal U(\pm 1/\sqrt{p})` and
@@ -113,20 +121,26 @@ class TwoLayerReLUAR(nn.Module):
         Output weights :math:`\alpha_j`.
     """
 
-    def __init__(self, n_weights, hidden_units, *, dtype=torch.float64, device=None, generator=None):
+    def __init__(
+        self, n_weights, hidden_units, *, dtype=torch.float64, device=None, generator=None
+    ):
         super().__init__()
         n_weights = check_int(n_weights, "n_weights", 1)
-        hidden_units = check_int(hidden_units, "hidden_units", 1, hint=" Use at least one hidden unit.")
+        hidden_units = check_int(
+            hidden_units, "hidden_units", 1, hint=" Use at least one hidden unit."
+        )
         dtype = _check_dtype(dtype)
 
-        U = _uniform((hidden_units, n_weights), 1.0 / math.sqrt(n_weights), dtype, device, generator)
-        alpha = _uniform((hidden_units,), 1.0 / math.sqrt(hidden_units), dtype, device, generator)
+        input_bound = 1.0 / math.sqrt(n_weights)
+        output_bound = 1.0 / math.sqrt(hidden_units)
+        U = _uniform((hidden_units, n_weights), input_bound, dtype, device, generator)
+        alpha = _uniform((hidden_units,), output_bound, dtype, device, generator)
         self.U = nn.Parameter(U)
         self.alpha = nn.Parameter(alpha)
 
     @classmethod
     def from_weights(cls, U, alpha, *, dtype=torch.float64, device=None):
-        """Build a network with the given weights, for example the reconstruction of a convex solution.
+        """Build a network with given weights, for example one reconstructed from a convex solution.
 
         Parameters
         ----------
@@ -139,19 +153,23 @@ class TwoLayerReLUAR(nn.Module):
         -------
         TwoLayerReLUAR
         """
-        U = _as_matrix(U, "U", dtype, device)
-        alpha_array = np.asarray(alpha.detach().cpu() if torch.is_tensor(alpha) else alpha, dtype=np.float64)
+        U = _as_matrix(U, "U", dtype, device, rows="hidden_units")
+        alpha_array = _as_float64_array(alpha)
         if alpha_array.shape != (U.shape[0],):
             raise InvalidDataError(
                 f"alpha must have shape ({U.shape[0]},), one entry per row of U; got "
                 f"{alpha_array.shape}."
             )
         if not np.all(np.isfinite(alpha_array)):
-            raise InvalidDataError("alpha must be finite; it contains NaN or infinite entries.")
+            raise InvalidDataError("alpha must be finite, but it contains NaN or infinite entries.")
 
         # A private generator keeps PyTorch's default one untouched by the throwaway draw.
         network = cls(
-            U.shape[1], U.shape[0], dtype=_check_dtype(dtype), device=device, generator=torch.Generator()
+            U.shape[1],
+            U.shape[0],
+            dtype=_check_dtype(dtype),
+            device=device,
+            generator=torch.Generator(),
         )
         with torch.no_grad():
             network.U.copy_(U)
@@ -200,6 +218,9 @@ class _GatedModule(nn.Module):
 
     def masks(self, features):
         """Return the boolean masks ``features @ gates.T >= 0`` of shape (n_rows, n_patterns)."""
+        # NOTE: a float32 module rounds the gates, so a row with x^T g_i within rounding
+        # error of 0 can get another mask than in float64. Pass float64 masks to forward
+        # (as train_sgd does) when that matters.
         _check_features(features, self.n_weights)
         return features @ self.gates.T >= 0.0
 
@@ -224,7 +245,8 @@ class GatedAR(_GatedModule):
     Parameters
     ----------
     gates : array-like of shape (n_patterns, n_weights)
-        Gate vectors :math:`g_i`, kept fixed; see :func:`convexar_opt.patterns.sample_gates`.
+        Gate vectors :math:`g_i`, kept fixed, for example from
+        :func:`convexar_opt.patterns.sample_gates`.
     dtype : torch.dtype, default=torch.float64
     device : torch.device, str or None, default=None
 
@@ -247,8 +269,8 @@ class GatedAR(_GatedModule):
         z = _as_matrix(z, "z", dtype, device)
         if z.shape != model.gates.shape:
             raise InvalidDataError(
-                f"z must have the shape of the gates, {tuple(model.gates.shape)}; got "
-                f"{tuple(z.shape)}."
+                f"z must have the shape of the gates, {tuple(model.gates.shape)}, but "
+                f"got {tuple(z.shape)}."
             )
         with torch.no_grad():
             model.z.copy_(z)
@@ -261,7 +283,7 @@ class GatedAR(_GatedModule):
         ----------
         features : torch.Tensor of shape (n_rows, n_weights)
         masks : torch.Tensor of shape (n_rows, n_patterns) or None, default=None
-            Precomputed boolean masks of these rows; None computes them from the gates.
+            Precomputed boolean masks of these rows. None computes them from the gates.
         """
         return self._gated(features, self.z, self._resolve_masks(features, masks))
 
@@ -313,8 +335,8 @@ class HingeAR(_GatedModule):
         for name, weights in (("v", v), ("w", w)):
             if weights.shape != model.gates.shape:
                 raise InvalidDataError(
-                    f"{name} must have the shape of the gates, {tuple(model.gates.shape)}; "
-                    f"got {tuple(weights.shape)}."
+                    f"{name} must have the shape of the gates, {tuple(model.gates.shape)}, "
+                    f"but got {tuple(weights.shape)}."
                 )
         with torch.no_grad():
             model.v.copy_(v)
@@ -322,12 +344,15 @@ class HingeAR(_GatedModule):
         return model
 
     def forward(self, features, masks=None):
-        """Return the gated logits of ``v - w``, shape (n_rows,); ``masks`` as in :class:`GatedAR`."""
-        return self._gated(features, self.v - self.w, self._resolve_masks(features, masks))
+        """Return the gated logits of ``v - w``, shape (n_rows,); see :meth:`GatedAR.forward`."""
+        masks = self._resolve_masks(features, masks)
+        return self._gated(features, self.v - self.w, masks)
 
     def penalty(self):
         r"""Return :math:`\sum_i \lVert v_i\rVert + \lVert w_i\rVert` as a scalar tensor."""
-        return torch.linalg.vector_norm(self.v, dim=1).sum() + torch.linalg.vector_norm(self.w, dim=1).sum()
+        norms_v = torch.linalg.vector_norm(self.v, dim=1)
+        norms_w = torch.linalg.vector_norm(self.w, dim=1)
+        return norms_v.sum() + norms_w.sum()
 
     def hinge(self, features, counts, masks=None):
         r"""Return :math:`\sum_{i,k} n_k [(-(A_i v_i)_k)_+ + (-(A_i w_i)_k)_+]` as a scalar tensor.
@@ -336,9 +361,9 @@ class HingeAR(_GatedModule):
         ----------
         features : torch.Tensor of shape (n_rows, n_weights)
         counts : torch.Tensor of shape (n_rows,)
-            Weight :math:`n_k` of each row; ones for raw rows.
+            Weight :math:`n_k` of each row, 1 for a raw row.
         masks : torch.Tensor of shape (n_rows, n_patterns) or None, default=None
-            Precomputed boolean masks; None computes them from the gates.
+            Precomputed boolean masks. None computes them from the gates.
         """
         masks = self._resolve_masks(features, masks)
         if counts.shape != (features.shape[0],):

@@ -110,7 +110,8 @@ def test_gated_models_start_at_zero(design, weights):
     expected = design.n_rows * np.log(2.0) / design.n_vectors
 
     for model in (GatedAR(weights["gates"]), HingeAR(weights["gates"])):
-        np.testing.assert_allclose(design_objective(model, design, BETA, 0.0).item(), expected, rtol=1e-12)
+        value = design_objective(model, design, BETA, 0.0).item()
+        np.testing.assert_allclose(value, expected, rtol=1e-12)
 
 
 def test_float32_objective_close_to_float64(design, weights):
@@ -120,18 +121,22 @@ def test_float32_objective_close_to_float64(design, weights):
     value = design_objective(single, design, BETA)
 
     assert value.dtype == torch.float32
-    np.testing.assert_allclose(value.item(), design_objective(double, design, BETA).item(), rtol=1e-5)
+    expected = design_objective(double, design, BETA).item()
+    np.testing.assert_allclose(value.item(), expected, rtol=1e-5)
 
 
 def test_weighted_nll_extreme_logits():
-    logits = torch.tensor([800.0, -800.0, 800.0, -800.0, 0.0], dtype=torch.float64, requires_grad=True)
+    logits = torch.tensor(
+        [800.0, -800.0, 800.0, -800.0, 0.0], dtype=torch.float64, requires_grad=True
+    )
     ones = torch.tensor([2.0, 0.0, 0.0, 1.0, 1.0], dtype=torch.float64)
     zeros = torch.tensor([0.0, 3.0, 1.0, 0.0, 1.0], dtype=torch.float64)
 
     value = weighted_nll(logits, ones, zeros)
     value.backward()
 
-    # Only the wrong-sided rows cost 800 nats each; the confident right ones cost 0.
+    # Each confident wrong row costs 800 nats, each confident right row 0 and the
+    # uncertain row log 2 per count.
     np.testing.assert_allclose(value.item(), 800.0 + 800.0 + 2.0 * np.log(2.0), rtol=1e-14)
     assert torch.all(torch.isfinite(logits.grad))
     np.testing.assert_allclose(logits.grad.numpy(), [0.0, 0.0, 1.0, -1.0, 0.0], atol=1e-14)
@@ -189,7 +194,8 @@ def test_features_of_wrong_width_rejected(weights):
     model = GatedAR(weights["gates"])
     features = torch.zeros((4, weights["gates"].shape[1] + 1), dtype=torch.float64)
 
-    with pytest.raises(InvalidDataError, match=r"features must have shape \(n_rows, \d+\).*got \(4, \d+\)"):
+    message = r"features must have shape \(n_rows, \d+\).*got \(4, \d+\)"
+    with pytest.raises(InvalidDataError, match=message):
         model(features)
 
 
@@ -220,22 +226,26 @@ def test_mismatched_alpha_rejected():
 
 
 def test_mismatched_hinge_weights_rejected(weights):
-    with pytest.raises(InvalidDataError, match=r"w must have the shape of the gates, \(6, \d+\)"):
+    message = r"w must have the shape of the gates, \(6, \d+\), but got \(2, \d+\)"
+    with pytest.raises(InvalidDataError, match=message):
         HingeAR.from_weights(weights["gates"], weights["v"], weights["v"][:2])
 
 
 def test_zero_hidden_units_rejected():
-    with pytest.raises(InvalidParameterError, match="hidden_units must be an integer from 1; got 0"):
+    message = "hidden_units must be an integer from 1; got 0"
+    with pytest.raises(InvalidParameterError, match=message):
         TwoLayerReLUAR(5, 0)
 
 
 def test_integer_dtype_rejected():
-    with pytest.raises(InvalidParameterError, match="dtype must be torch.float32 or torch.float64; got torch.int64"):
+    message = "dtype must be torch.float32 or torch.float64; got torch.int64"
+    with pytest.raises(InvalidParameterError, match=message):
         TwoLayerReLUAR(5, 3, dtype=torch.int64)
 
 
 def test_rho_for_model_without_hinge_rejected(design, weights):
-    with pytest.raises(InvalidParameterError, match=r"rho = 0.0001 applies only to HingeAR.*GatedAR"):
+    message = r"rho = 0.0001 applies only to HingeAR.*GatedAR"
+    with pytest.raises(InvalidParameterError, match=message):
         design_objective(GatedAR(weights["gates"]), design, BETA, RHO)
 
 

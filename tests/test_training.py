@@ -35,12 +35,20 @@ def _train(model, designs, gates, **settings):
     options = {"max_epochs": 2, "device": "cpu", "seed": 1}
     options.update(settings)
     return train_sgd(
-        model, *designs, gates=gates, hidden_units=8, beta=1e-3, rho=1e-4, settings=SGDSettings(**options)
+        model,
+        *designs,
+        gates=gates,
+        hidden_units=8,
+        beta=1e-3,
+        rho=1e-4,
+        settings=SGDSettings(**options),
     )
 
 
 def _without_seconds(history):
-    return [{name: value for name, value in record.items() if name != "seconds"} for record in history]
+    return [
+        {name: value for name, value in record.items() if name != "seconds"} for record in history
+    ]
 
 
 @pytest.mark.parametrize("model", ["nn", "ptr", "pth"])
@@ -52,9 +60,10 @@ def test_training_lowers_validation_nll(model, designs, gates):
 
 
 @pytest.mark.parametrize("model", ["nn", "ptr", "pth"])
-def test_same_seed_same_history(model, designs, gates):
-    first = _train(model, designs, gates, average=True)
-    second = _train(model, designs, gates, average=True)
+@pytest.mark.parametrize("averaging", [True, False], ids=["averaged", "last_iterate"])
+def test_same_seed_same_history(model, averaging, designs, gates):
+    first = _train(model, designs, gates, average_iterates=averaging)
+    second = _train(model, designs, gates, average_iterates=averaging)
 
     assert _without_seconds(first.history) == _without_seconds(second.history)
     for name, array in first.weights.items():
@@ -73,7 +82,8 @@ def test_epoch_covers_every_row_once(designs, gates):
     result = _train("ptr", designs, gates, batch_size=128)
 
     batches_per_epoch = math.ceil(train.n_rows / 128)
-    assert [record["iterations"] for record in result.history] == [0, batches_per_epoch, 2 * batches_per_epoch]
+    iterations = [record["iterations"] for record in result.history]
+    assert iterations == [0, batches_per_epoch, 2 * batches_per_epoch]
 
 
 @pytest.mark.parametrize("model", ["nn", "ptr", "pth"])
@@ -94,9 +104,11 @@ def test_batch_objective_averages_to_objective_over_T(model, designs, gates):
     rho = 1e-4 if model == "pth" else 0.0
     sampler = training._RowSampler(train, None if model == "nn" else gates, torch.float64, "cpu")
 
+    beta_per_row = 1e-3 / train.n_positions
+    rho_per_vector = rho * train.n_vectors
     with torch.no_grad():
         values = [
-            training._batch_objective(model, module, batch, 1e-3 / train.n_positions, rho * train.n_vectors)
+            training._batch_objective(model, module, batch, beta_per_row, rho_per_vector)
             for batch in sampler.batches(batch_size, generator)
         ]
         expected = design_objective(module, train, 1e-3, rho).item() / train.n_positions
@@ -126,7 +138,8 @@ def test_result_weights_are_best_epoch(designs, gates):
 
     best = result.history[result.best_epoch]
     assert best["valid_nll"] == min(record["valid_nll"] for record in result.history)
-    np.testing.assert_allclose(design_nll(result.module, valid).item(), best["valid_nll"], rtol=1e-12)
+    valid_nll = design_nll(result.module, valid).item()
+    np.testing.assert_allclose(valid_nll, best["valid_nll"], rtol=1e-12)
     assert result.module.U.dtype == torch.float64
     np.testing.assert_array_equal(result.weights["U"], result.module.U.detach().numpy())
 
@@ -162,11 +175,31 @@ def test_max_epochs_rule_fires(designs, gates):
 
 
 def test_learning_rate_decay_before_stopping(designs, gates):
-    result = _train("ptr", designs, gates, max_epochs=10, patience=1, min_delta=1.0, lr_decays=2, lr_decay_factor=0.5)
+    result = _train(
+        "ptr", designs, gates, max_epochs=10, patience=1, min_delta=1.0, lr_decays=2,
+        lr_decay_factor=0.5,
+    )
 
     assert result.stopping_reason == "patience"
     assert result.epochs == 3
-    assert [record["learning_rate"] for record in result.history[1:]] == [1e-3, 5e-4, 2.5e-4]
+    rates = [record["learning_rate"] for record in result.history[1:]]
+    assert rates == [1e-3, 5e-4, 2.5e-4]
+
+
+def test_paper_settings(designs, gates):
+    settings = SGDSettings.paper(max_epochs=1)
+
+    assert (settings.optimizer, settings.learning_rate, settings.batch_size) == ("sgd", 1e-3, 100)
+    assert not settings.average_iterates
+    assert settings.max_epochs == 1
+
+
+def test_averaged_iterate_differs_from_last(designs, gates):
+    averaged = _train("ptr", designs, gates, max_epochs=1, average_iterates=True)
+    last = _train("ptr", designs, gates, max_epochs=1, average_iterates=False)
+
+    assert averaged.history[1]["iterations"] == last.history[1]["iterations"]
+    assert averaged.history[1]["valid_nll"] != last.history[1]["valid_nll"]
 
 
 def test_divergence_stops_training(designs, gates):
@@ -179,8 +212,8 @@ def test_divergence_stops_training(designs, gates):
 
 @pytest.mark.parametrize("model", ["nn", "pth"])
 def test_resume_matches_uninterrupted_run(model, designs, gates, tmp_path, monkeypatch):
-    options = {"max_epochs": 4, "average": True}
-    uninterrupted = _train(model, designs, gates, **options)
+    settings = SGDSettings(device="cpu", seed=1, max_epochs=4)
+    uninterrupted = _train(model, designs, gates, max_epochs=4)
 
     path = tmp_path / "run.pt"
     original = training._evaluate
@@ -194,12 +227,20 @@ def test_resume_matches_uninterrupted_run(model, designs, gates, tmp_path, monke
 
     monkeypatch.setattr(training, "_evaluate", crash_at_third_epoch)
     with pytest.raises(KeyboardInterrupt):
-        train_sgd(model, *designs, gates=gates, hidden_units=8, settings=SGDSettings(device="cpu", seed=1, **options), checkpoint_path=path)
+        train_sgd(
+            model, *designs, gates=gates, hidden_units=8, settings=settings, checkpoint_path=path
+        )
     monkeypatch.setattr(training, "_evaluate", original)
     assert torch.load(path, weights_only=True)["run"]["epoch"] == 2
 
     resumed = train_sgd(
-        model, *designs, gates=gates, hidden_units=8, settings=SGDSettings(device="cpu", seed=1, **options), checkpoint_path=path, resume=True,
+        model,
+        *designs,
+        gates=gates,
+        hidden_units=8,
+        settings=settings,
+        checkpoint_path=path,
+        resume=True,
     )
 
     assert _without_seconds(resumed.history) == _without_seconds(uninterrupted.history)
@@ -211,10 +252,14 @@ def test_resume_matches_uninterrupted_run(model, designs, gates, tmp_path, monke
 
 def test_resume_extends_max_epochs(designs, gates, tmp_path):
     path = tmp_path / "run.pt"
-    _train("ptr", designs, gates, max_epochs=1)
-    short = train_sgd("ptr", *designs, gates=gates, settings=SGDSettings(device="cpu", max_epochs=1), checkpoint_path=path)
-    longer = train_sgd("ptr", *designs, gates=gates, settings=SGDSettings(device="cpu", max_epochs=3), checkpoint_path=path, resume=True)
-    direct = train_sgd("ptr", *designs, gates=gates, settings=SGDSettings(device="cpu", max_epochs=3))
+    one_epoch = SGDSettings(device="cpu", max_epochs=1)
+    three_epochs = SGDSettings(device="cpu", max_epochs=3)
+
+    short = train_sgd("ptr", *designs, gates=gates, settings=one_epoch, checkpoint_path=path)
+    longer = train_sgd(
+        "ptr", *designs, gates=gates, settings=three_epochs, checkpoint_path=path, resume=True
+    )
+    direct = train_sgd("ptr", *designs, gates=gates, settings=three_epochs)
 
     assert short.epochs == 1
     assert longer.epochs == 3
@@ -226,7 +271,9 @@ def test_resume_of_finished_run_trains_nothing(designs, gates, tmp_path):
     settings = SGDSettings(device="cpu", max_epochs=2)
     first = train_sgd("ptr", *designs, gates=gates, settings=settings, checkpoint_path=path)
 
-    again = train_sgd("ptr", *designs, gates=gates, settings=settings, checkpoint_path=path, resume=True)
+    again = train_sgd(
+        "ptr", *designs, gates=gates, settings=settings, checkpoint_path=path, resume=True
+    )
 
     assert again.iterations == first.iterations
     np.testing.assert_array_equal(again.weights["v"], first.weights["v"])
@@ -234,18 +281,49 @@ def test_resume_of_finished_run_trains_nothing(designs, gates, tmp_path):
 
 def test_resume_with_other_beta_rejected(designs, gates, tmp_path):
     path = tmp_path / "run.pt"
-    train_sgd("ptr", *designs, gates=gates, settings=SGDSettings(device="cpu", max_epochs=1), checkpoint_path=path)
+    settings = SGDSettings(device="cpu", max_epochs=1)
+    train_sgd("ptr", *designs, gates=gates, settings=settings, checkpoint_path=path)
 
     with pytest.raises(InvalidParameterError, match="written for another model, data, gates, beta"):
-        train_sgd("ptr", *designs, gates=gates, beta=0.5, settings=SGDSettings(device="cpu", max_epochs=2), checkpoint_path=path, resume=True)
+        train_sgd(
+            "ptr",
+            *designs,
+            gates=gates,
+            beta=0.5,
+            settings=settings,
+            checkpoint_path=path,
+            resume=True,
+        )
 
 
 def test_damaged_checkpoint_rejected(designs, gates, tmp_path):
     path = tmp_path / "run.pt"
     path.write_bytes(b"not a checkpoint")
 
-    with pytest.raises(ModelFileError, match="cannot read checkpoint"):
-        train_sgd("ptr", *designs, gates=gates, settings=SGDSettings(device="cpu"), checkpoint_path=path, resume=True)
+    with pytest.raises(ModelFileError, match="cannot read checkpoint .*UnpicklingError"):
+        train_sgd(
+            "ptr",
+            *designs,
+            gates=gates,
+            settings=SGDSettings(device="cpu"),
+            checkpoint_path=path,
+            resume=True,
+        )
+
+
+def test_foreign_checkpoint_rejected(designs, gates, tmp_path):
+    path = tmp_path / "run.pt"
+    torch.save({"weights": torch.zeros(3)}, path)
+
+    with pytest.raises(ModelFileError, match="is not a train_sgd checkpoint of format 1"):
+        train_sgd(
+            "ptr",
+            *designs,
+            gates=gates,
+            settings=SGDSettings(device="cpu"),
+            checkpoint_path=path,
+            resume=True,
+        )
 
 
 def test_resume_without_path_rejected(designs, gates):
@@ -254,12 +332,14 @@ def test_resume_without_path_rejected(designs, gates):
 
 
 def test_unknown_model_rejected(designs, gates):
-    with pytest.raises(InvalidParameterError, match=r"model must be one of \['nn', 'ptr', 'pth'\]; got 'mlp'"):
+    message = r"model must be one of \['nn', 'ptr', 'pth'\]; got 'mlp'"
+    with pytest.raises(InvalidParameterError, match=message):
         train_sgd("mlp", *designs, gates=gates)
 
 
 def test_missing_gates_rejected(designs):
-    with pytest.raises(InvalidParameterError, match=r"model 'pth' needs gates of shape \(n_patterns, 5\); got None"):
+    message = r"model 'pth' needs gates of shape \(n_patterns, 5\), but got None"
+    with pytest.raises(InvalidParameterError, match=message):
         train_sgd("pth", *designs)
 
 
@@ -269,19 +349,22 @@ def test_missing_hidden_units_rejected(designs):
 
 
 def test_gates_of_wrong_width_rejected(designs):
-    with pytest.raises(InvalidDataError, match=r"gates must have shape \(n_patterns, 5\).*got \(8, 11\)"):
+    message = r"gates must have shape \(n_patterns, 5\).*got \(8, 11\)"
+    with pytest.raises(InvalidDataError, match=message):
         train_sgd("ptr", *designs, gates=np.ones((8, 11)))
 
 
 def test_designs_of_other_window_rejected(designs, gates):
     other = build_design(load_dataset("mushrooms").valid[:100], WINDOW + 1)
 
-    with pytest.raises(InvalidDataError, match="valid_design has window 5 and intercept True, but train_design has window 4"):
+    message = "valid_design has window 5 and intercept True, but train_design has window 4"
+    with pytest.raises(InvalidDataError, match=message):
         train_sgd("ptr", designs[0], other, gates=gates)
 
 
 def test_raw_array_instead_of_design_rejected(designs, gates):
-    with pytest.raises(InvalidDataError, match="train_design must be a WeightedDesign.*got ndarray"):
+    message = "train_design must be a WeightedDesign.*got ndarray"
+    with pytest.raises(InvalidDataError, match=message):
         train_sgd("ptr", np.ones((3, 3)), designs[1], gates=gates)
 
 
@@ -334,7 +417,8 @@ def test_to_dict_is_json(designs, gates):
 
 
 def test_progress_bar_reaches_stderr(designs, gates, capsys):
-    train_sgd("ptr", *designs, gates=gates, settings=SGDSettings(device="cpu", max_epochs=1), progress=True)
+    settings = SGDSettings(device="cpu", max_epochs=1)
+    train_sgd("ptr", *designs, gates=gates, settings=settings, progress=True)
 
     assert "epoch" in capsys.readouterr().err
 

@@ -1,13 +1,22 @@
 """Readers for a user's own binary data files: LIBSVM, ``.amat`` and ``.npz``."""
 
 import os
+import warnings
 import zipfile
 
 import numpy as np
 
-from .._validation import check_binary_matrix
+from .._validation import check_binary_matrix, check_int
 from ..exceptions import InvalidDataError
 from ._bundled import SPLITS, Dataset
+
+
+# A file whose name does not end in .npz or .amat is read as LIBSVM, so a parse error in
+# another text format shows up as a LIBSVM error; the hint says so.
+_LIBSVM_HINT = (
+    "Files whose names do not end in .npz or .amat are read as LIBSVM "
+    "('label index:value ...' per line); rename an .amat text matrix to end in .amat."
+)
 
 
 def _parse_libsvm_line(line, path, line_number, zero_based):
@@ -21,7 +30,8 @@ def _parse_libsvm_line(line, path, line_number, zero_based):
         key, separator, value = token.partition(":")
         if not separator:
             raise InvalidDataError(
-                f"{path}, line {line_number}: expected 'index:value', got {token!r}."
+                f"{path}, line {line_number}: expected 'index:value', got {token!r}. "
+                f"{_LIBSVM_HINT}"
             )
         try:
             index = int(key)
@@ -63,16 +73,28 @@ def read_libsvm(path, n_features=None, zero_based=False):
     -------
     ndarray of shape (n_samples, n_features)
     """
+    if n_features is not None:
+        n_features = check_int(
+            n_features, "n_features", 1, hint=" Give the number of columns of the data."
+        )
+
     rows = []
     highest = -1
-    with open(path, "r", encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            indices, values = _parse_libsvm_line(line, path, line_number, zero_based)
-            rows.append((indices, values))
-            if indices:
-                highest = max(highest, max(indices))
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            for line_number, line in enumerate(handle, start=1):
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                indices, values = _parse_libsvm_line(line, path, line_number, zero_based)
+                rows.append((indices, values))
+                if indices:
+                    highest = max(highest, max(indices))
+    except UnicodeDecodeError:
+        raise InvalidDataError(
+            f"{path} is not UTF-8 text, so not a LIBSVM file. {_LIBSVM_HINT}"
+        ) from None
+    except OSError as error:
+        raise InvalidDataError(f"cannot read {path}: {error.strerror or error}.") from None
 
     if not rows:
         raise InvalidDataError(f"{path} holds no data lines.")
@@ -93,12 +115,58 @@ def read_libsvm(path, n_features=None, zero_based=False):
 
 
 def read_amat(path):
-    """Read a whitespace-separated ``.amat`` text matrix of 0/1 values."""
+    """Read a whitespace-separated ``.amat`` text matrix of 0/1 values.
+
+    Raises
+    ------
+    InvalidDataError
+        If the file cannot be read, is not text, has a token that is not a number, has
+        rows of different lengths, or holds a value other than 0 and 1.
+    """
     try:
-        array = np.loadtxt(path, dtype=np.float64, ndmin=2)
+        with warnings.catch_warnings():
+            # An empty file is reported below as an error instead of NumPy's warning.
+            warnings.filterwarnings("ignore", message="loadtxt: input contained no data")
+            array = np.loadtxt(path, dtype=np.float64, ndmin=2, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InvalidDataError(
+            f"{path} is not UTF-8 text, so not an .amat text matrix of 0/1 values."
+        ) from None
+    except OSError as error:
+        raise InvalidDataError(f"cannot read {path}: {error.strerror or error}.") from None
     except ValueError as error:
-        raise InvalidDataError(f"{path} is not a numeric text matrix: {error}") from None
+        # NumPy's message suggests `usecols`, which does not fit here, so find the line.
+        raise InvalidDataError(_describe_bad_amat(path) or f"{path}: {error}") from None
+    if array.size == 0:
+        raise InvalidDataError(f"{path} holds no data lines.")
     return check_binary_matrix(array, name=os.path.basename(str(path)))
+
+
+def _describe_bad_amat(path):
+    """Return a message naming the first ragged row or non-numeric token of an .amat file."""
+    width = None
+    with open(path, "r", encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            tokens = line.split("#", 1)[0].split()
+            if not tokens:
+                continue
+            if width is None:
+                width, first_line = len(tokens), line_number
+            elif len(tokens) != width:
+                return (
+                    f"{path}, line {line_number}: {len(tokens)} values, but line "
+                    f"{first_line} has {width}. Every row of an .amat matrix must have "
+                    "the same number of values."
+                )
+            for token in tokens:
+                try:
+                    float(token)
+                except ValueError:
+                    return (
+                        f"{path}, line {line_number}: {token!r} is not a number. An .amat "
+                        "file is a whitespace-separated matrix of 0/1 values."
+                    )
+    return None
 
 
 def read_npz(path):
@@ -159,8 +227,15 @@ def load_file(path, n_features=None, zero_based=False, valid_path=None, test_pat
         example because ``n_features`` was not given and the highest index differs.
     """
     for candidate in (path, valid_path, test_path):
-        if candidate is not None and not os.path.isfile(candidate):
-            raise InvalidDataError(f"data file {candidate!r} not found.")
+        if candidate is None:
+            continue
+        if os.path.isdir(candidate):
+            raise InvalidDataError(
+                f"data file {str(candidate)!r} is a directory; give the path of a .npz, "
+                "LIBSVM or .amat file."
+            )
+        if not os.path.isfile(candidate):
+            raise InvalidDataError(f"data file {str(candidate)!r} not found.")
 
     if str(path).lower().endswith(".npz"):
         if valid_path is not None or test_path is not None:

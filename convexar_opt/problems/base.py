@@ -9,10 +9,11 @@ import numpy as np
 from .._validation import check_int, check_nonnegative
 from ..certificates import certify
 from ..data import WeightedDesign, build_design
-from ..exceptions import ConvergenceWarning, InvalidDataError, NotSolvedError
+from ..exceptions import ConvergenceWarning, InvalidDataError, NotSolvedError, SolverError
 from ..objectives import gated_logits, program_objective
 from ..patterns import gate_masks, sample_gates
 from ..solvers import get_solver
+from ..solvers._recession import has_unbounded_direction
 from ..solvers.base import INACCURATE_STATUSES, SOLUTION_STATUSES, SOLVER_ERROR
 from ..solvers.cvxpy_backends import raise_failed, warn_inaccurate
 
@@ -218,15 +219,19 @@ class ConvexARProblem:
         Returns
         -------
         float
-            The optimal value, ``inf`` if infeasible, ``-inf`` if unbounded.
+            The optimal value, ``inf`` if infeasible, ``-inf`` if unbounded, and ``nan``
+            when the solver stopped at a limit (status ``user_limit``) without a point.
 
         Raises
         ------
         SolverError
-            If the solver failed without producing a point.
+            If the solver failed without producing a point, returned non-finite or
+            misshapen weights, or if ``beta = 0`` and the program has no minimiser
+            (checked before any solver runs).
         """
         backend = get_solver(solver, self.program)
         backend.check_options(options)
+        self._check_minimiser_exists()
         logger.info(
             "solving %r with %s (%d weights, %d contexts)",
             self,
@@ -237,6 +242,21 @@ class ConvexARProblem:
 
         result = backend.solve(self, warm_start, verbose, dict(options))
         return self._store_result(backend, result)
+
+    def _check_minimiser_exists(self):
+        """Raise SolverError when beta = 0 and the loss decreases forever along a direction.
+
+        CVXPY backends report such a program as 'optimal' with large finite weights (SCS,
+        Clarabel and ECOS did with cvxpy 1.9), so the check runs before any backend.
+        """
+        if self.beta != 0.0:
+            return
+        if has_unbounded_direction(self.design, self.masks, self.program, self.rho):
+            raise SolverError(
+                f"beta = 0 on {self!r}: some contexts are always followed by the same "
+                "value and the model can push their probabilities to 0 or 1, so the "
+                "program has no minimiser (the weights diverge). Use beta > 0."
+            )
 
     def _store_result(self, backend, result):
         self.status = result.status
@@ -254,12 +274,25 @@ class ConvexARProblem:
             self._solution = None
             self.value = None
             self.certificate = None
-            raise_failed(backend.name, result.status, self, result.extra.get("message", ""))
+            self.status = SOLVER_ERROR
+            message = result.extra.get("message", "")
+            if result.status != SOLVER_ERROR:
+                message = "it returned no weights"
+            raise_failed(backend.name, result.status, self, message)
+
+        if result.status in SOLUTION_STATUSES:
+            self._check_weights(backend, result)
 
         if result.status not in SOLUTION_STATUSES:
             self._solution = None
             self.certificate = None
-            self.value = np.inf if "infeasible" in result.status else -np.inf
+            if result.status.startswith("infeasible"):
+                self.value = np.inf
+            elif result.status.startswith("unbounded"):
+                self.value = -np.inf
+            else:
+                # A limit or an unknown status says nothing about the optimal value.
+                self.value = np.nan
             if result.status in INACCURATE_STATUSES:
                 warn_inaccurate(backend.name, result.status, self)
             logger.info("%s ended with status %s", backend.name, result.status)
@@ -280,6 +313,24 @@ class ConvexARProblem:
             result.seconds,
         )
         return self.value
+
+    def _check_weights(self, backend, result):
+        """Raise SolverError when a solution status comes with unusable weights."""
+        expected = (self.n_patterns, self.design.n_weights)
+        for name, weights in (("v", result.v), ("w", result.w)):
+            if weights is None:
+                continue
+            if np.shape(weights) != expected:
+                problem = f"weights {name} of shape {np.shape(weights)} instead of {expected}"
+            elif not np.all(np.isfinite(weights)):
+                problem = f"non-finite weights in {name}"
+            else:
+                continue
+            self._solution = None
+            self.value = None
+            self.certificate = None
+            self.status = SOLVER_ERROR
+            raise_failed(backend.name, result.status, self, f"it returned {problem}")
 
     # CVXPY form -------------------------------------------------------------------
 

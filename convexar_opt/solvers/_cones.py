@@ -1,8 +1,8 @@
 r"""Cone arithmetic of the interior-point method: Nesterov-Todd scalings and step lengths.
 
-Two cone types occur. The non-negative orthant holds the cone constraints
+Two cone types occur. The non-negative orthant contains the cone constraints
 :math:`A_i v_i \ge 0` and the hinge slacks. One second-order cone per block,
-:math:`\{(t, u) : t \ge \lVert u\rVert\}`, holds the epigraph of each group norm.
+:math:`\{(t, u) : t \ge \lVert u\rVert\}`, contains the epigraph of each group norm.
 Every function works on a batch of cones stored as the rows of an array.
 
 For the second-order cone with :math:`J = \operatorname{diag}(1, -I)`, the Jordan product
@@ -57,7 +57,7 @@ class SocScaling:
 
         z_reflected = -z_unit
         z_reflected[:, 0] = z_unit[:, 0]
-        # The NT point w_bar satisfies W_bar^2 z_bar = s_bar; its square root uses
+        # The NT point w_bar satisfies W_bar^2 z_bar = s_bar. Its square root W uses
         # v = (w_bar + e) / sqrt(2 (w_bar_0 + 1)).
         point = (s_unit + z_reflected) / (2.0 * gamma[:, None])
         point[:, 0] += 1.0
@@ -94,10 +94,11 @@ class SocScaling:
 
 
 def orthant_step(x, dx):
-    """Return the largest step alpha with x + alpha dx >= 0, for every row (inf if none)."""
-    with np.errstate(divide="ignore"):
-        ratios = np.where(dx < 0.0, -x / dx, np.inf)
-    return ratios.min(axis=1) if ratios.size else np.full(x.shape[0], np.inf)
+    """Return the largest step alpha with x + alpha dx >= 0 for x > 0 (inf if none)."""
+    if x.size == 0:
+        return np.inf
+    smallest = float(np.min(dx / x))
+    return -1.0 / smallest if smallest < 0.0 else np.inf
 
 
 def soc_step(x, dx):

@@ -7,13 +7,16 @@ import numpy as np
 from ._cones import SocScaling, orthant_step, soc_divide, soc_product, soc_step
 from ._kkt import NewtonSystem
 
+# Smallest starting dual of a hinge constraint, so that every start is interior.
+_SMALLEST_DUAL = 1e-8
+
 
 @dataclass
 class Iterate:
     """Primal variables (u, t, xi), slacks s and duals z of the conic form.
 
-    ``cone_*`` belong to the constraints A u (+ xi) >= 0 and ``slack_*`` to xi >= 0;
-    they are None for programs without them.
+    ``cone_*`` belong to the constraints A u (+ xi) >= 0 and ``slack_*`` to xi >= 0.
+    They are None for programs without these constraints.
     """
 
     u: np.ndarray
@@ -98,9 +101,13 @@ def initial_iterate(form, start=None):
         cone_s = np.maximum(form.cone_map(u), 1.0) if start is not None else np.ones(shape)
         cone_z = np.ones(shape)
         if form.hinge:
+            # Duals at rho n / 2 make the residual rho n - z_cone - z_slack start at 0.
+            # rho n reaches 1e3 on large data sets, far from the identity.
             xi = np.zeros(shape)
             slack_s = np.ones(shape)
-            slack_z = np.ones(shape)
+            half_cost = np.maximum(0.5 * form.hinge_cost, _SMALLEST_DUAL)
+            slack_z = np.broadcast_to(half_cost, shape).copy()
+            cone_z = slack_z.copy()
     return Iterate(u, t, xi, soc_s, soc_z, cone_s, cone_z, slack_s, slack_z)
 
 
@@ -150,8 +157,6 @@ class Scalings:
         self.soc = SocScaling(point.soc_s, point.soc_z)
         self.cone_ratio = None if point.cone_s is None else point.cone_z / point.cone_s
         self.slack_ratio = None if point.slack_s is None else point.slack_z / point.slack_s
-        self.cone_scaled = None if point.cone_s is None else np.sqrt(point.cone_s * point.cone_z)
-        self.slack_scaled = None if point.slack_s is None else np.sqrt(point.slack_s * point.slack_z)
 
 
 def newton_system(form, point, scalings, curvature, woodbury=None):
@@ -207,12 +212,15 @@ def direction(form, point, scalings, system, res, targets):
 
 def max_step(point, change):
     """Return the largest alpha keeping every slack and dual in its cone."""
-    steps = [soc_step(point.soc_s, change.soc_s), soc_step(point.soc_z, change.soc_z)]
+    step = min(
+        float(soc_step(point.soc_s, change.soc_s).min()),
+        float(soc_step(point.soc_z, change.soc_z).min()),
+    )
     for name in ("cone_s", "cone_z", "slack_s", "slack_z"):
         part = getattr(point, name)
         if part is not None:
-            steps.append(orthant_step(part, getattr(change, name)))
-    return float(min(step.min() for step in steps if step.size))
+            step = min(step, orthant_step(part, getattr(change, name)))
+    return step
 
 
 def affine_targets(point, scalings):
@@ -237,3 +245,4 @@ def corrector_targets(point, scalings, predictor, sigma_mu):
     if point.slack_s is not None:
         slack = sigma_mu - point.slack_s * point.slack_z - predictor.slack_s * predictor.slack_z
     return soc_target, cone, slack
+

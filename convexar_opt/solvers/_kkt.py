@@ -28,7 +28,7 @@ from ._masked_design import MaskedDesign
 # Largest relative residual of the reduced system accepted from the Woodbury solve.
 _WOODBURY_TOLERANCE = 1e-9
 # Iterative refinement stops once the relative residual is below this.
-_REFINED_RESIDUAL = 1e-12
+_REFINED_RESIDUAL = 1e-10
 
 
 class ConicForm:
@@ -37,7 +37,7 @@ class ConicForm:
     Parameters
     ----------
     problem : ConvexARProblem
-        The exact, relaxed or hinge problem; its beta and rho are read once.
+        The exact, relaxed or hinge problem. Its beta and rho are read once.
     """
 
     def __init__(self, problem):
@@ -195,14 +195,17 @@ class NewtonSystem:
         self.factor = _factor(dense)
 
     def _factor_woodbury(self):
+        # With C_i = L_i L_i^T and F = H^{1/2} [M_1 L_1 | ... | M_P L_P], the K x K matrix
+        # I + H^{1/2} M C M^T H^{1/2} is I + F F^T (one symmetric rank-k product).
         operator = self.form.operator
         n_contexts, width = operator.matrix.shape
         self.covariance = _batched_inverse(self.precision)
+        self.covariance_factor = np.linalg.cholesky(self.covariance)
 
-        pushed = np.matmul(operator.pattern_blocks, self.covariance)
-        pushed = pushed.transpose(1, 0, 2).reshape(n_contexts, width)
-        self.pushed = self.root_curvature[:, None] * pushed
-        inner = self.pushed @ (self.root_curvature[:, None] * operator.matrix).T
+        factored = np.matmul(operator.pattern_blocks, self.covariance_factor)
+        factored = factored.transpose(1, 0, 2).reshape(n_contexts, width)
+        self.factored = self.root_curvature[:, None] * factored
+        inner = self.factored @ self.factored.T
         inner[np.diag_indices(n_contexts)] += 1.0
         self.factor = _factor(inner)
 
@@ -212,7 +215,8 @@ class NewtonSystem:
             spread = _apply_blocks(self.covariance, rhs)
             projected = self.root_curvature * self.form.operator.logits(spread)
             correction = cho_solve(self.factor, projected, check_finite=False)
-            return spread - (correction @ self.pushed).reshape(rhs.shape)
+            pulled = (correction @ self.factored).reshape(rhs.shape)
+            return spread - _apply_blocks(self.covariance_factor, pulled)
         return cho_solve(self.factor, rhs.reshape(-1), check_finite=False).reshape(rhs.shape)
 
     def solve_weights(self, rhs):

@@ -68,7 +68,7 @@ class MaskedDesign:
         r"""Return :math:`L_6 = \lambda_{\max}(M^\top W M) / (4N)`, the gradient's Lipschitz constant.
 
         The largest eigenvalue is computed exactly on the smaller of the two Gram
-        matrices, (K, K) or (P p, P p); both have the same non-zero spectrum.
+        matrices, (K, K) or (P p, P p), because both have the same non-zero spectrum.
         """
         scaled = np.sqrt(self.counts)[:, None] * self.matrix
         if scaled.shape[0] <= scaled.shape[1]:

@@ -40,7 +40,7 @@ class Settings:
 
 @dataclass
 class RunOutcome:
-    """What a native algorithm returns to :class:`NativeSolver`."""
+    """Result of a native algorithm: the point, its certificate, iterations and stop reason."""
 
     v: np.ndarray
     w: np.ndarray
@@ -103,6 +103,8 @@ class NativeSolver(Solver):
             "gap": certificate.gap,
             "relative_gap": certificate.relative_gap,
             "stop_reason": outcome.reason,
+            "iterations": outcome.iterations,
+            "seconds": seconds,
             "warm_started": start_point is not None,
             **outcome.extra,
         }

@@ -16,6 +16,7 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve, null_space
 
 from ..certificates import certify, project_to_cones
 from ..objectives import program_objective
+from ._kkt import ConicForm
 from ._masked_design import MaskedDesign
 from ._points import make_feasible, split_weights
 from .fista import relaxed_gap, run_fista
@@ -97,7 +98,7 @@ def _gap_cutoff(values, ceiling, min_ratio=30.0):
 class _Face:
     """Zero blocks and null-space bases of the active rows of the other blocks.
 
-    ``thresholds`` holds the relative levels for zero blocks and active rows; None
+    ``thresholds`` contains the relative levels for zero blocks and active rows. None
     cuts at the largest jump of the sorted relative values below 1e-2.
     """
 
@@ -298,8 +299,6 @@ def polish_point(problem, v, w, tol):
     raw_certificate : Certificate
         Certificate of the input point, computed by :func:`certify` unchanged.
     """
-    from ._kkt import ConicForm
-
     design, masks = problem.design, problem.masks
     raw_certificate = certify(problem.program, design, masks, v, w, problem.beta, problem.rho)
     if problem.beta == 0.0:

@@ -84,7 +84,7 @@ def has_unbounded_direction(design, masks, program, rho=0.0):
         method="highs",
     )
     # Status 0 means a direction was found, and 2 (infeasible) that a minimiser exists.
-    # NOTE: any other status (a numerical failure) is read as "no direction found"; the
+    # NOTE: any other status (a numerical failure) is read as "no direction found". The
     # solvers' own divergence guard still stops a run whose weights blow up.
     return result.status == 0
 

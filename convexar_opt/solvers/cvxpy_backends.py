@@ -8,10 +8,10 @@
 | MOSEK    | nothing, because cvxpy's interface does not read the flag              |
 
 Every backend polishes the point CVXPY returns before it is certified (option
-``polish``, default True): Newton steps on the optimal face guessed from the point for
-the exact and hinge programs, FISTA for the relaxed one, until the certified gap
-reaches 1e-9 or stops improving. The certificate of the raw CVXPY point is kept in
-``extra["unpolished_certificate"]``.
+``polish``, default True). The exact and hinge programs get Newton steps on the
+optimal face guessed from the point, and the relaxed one gets FISTA steps, until the
+certified gap reaches 1e-9 or stops improving. The certificate of the raw CVXPY point
+is kept in ``extra["unpolished_certificate"]``.
 """
 
 import logging

@@ -17,10 +17,10 @@ import logging
 
 import numpy as np
 
+from .._validation import check_int
 from ..certificates import certify, dual_value
 from ._masked_design import MaskedDesign
 from ._native import CONVERGED, ITERATION_LIMIT, UNCERTIFIABLE, NativeSolver, RunOutcome
-from .._validation import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +123,8 @@ def _relative_gap(operator, beta, z):
 class FistaSolver(NativeSolver):
     """FISTA for the relaxed program, stopped on the certified duality gap.
 
-    ``warm_start=True`` starts from the previous ``z = v - w`` when the shapes match;
-    a start that already meets ``tol`` returns after 0 iterations.
+    ``warm_start=True`` starts from the previous ``z = v - w`` when the shapes match.
+    A start that already meets ``tol`` is returned after 0 iterations.
     """
 
     name = "FISTA"

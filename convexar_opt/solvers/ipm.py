@@ -1,9 +1,9 @@
 r"""Primal-dual interior-point method for the exact (5), relaxed (6) and hinge (7) programs.
 
-The programs are written in the conic form of :mod:`._kkt`: each group norm becomes
-the epigraph :math:`t_j \ge \lVert u_j\rVert` (a second-order cone), the cone
-constraints of (5) and the hinge slacks of (7) are non-negative orthants, and the
-logistic loss stays a smooth objective with its exact Hessian. Each iteration takes a
+The programs are written in the conic form of :mod:`._kkt`. Each group norm becomes
+the epigraph :math:`t_j \ge \lVert u_j\rVert`, a second-order cone. The cone
+constraints of (5) and the hinge slacks of (7) are non-negative orthants. The logistic
+loss stays a smooth objective with its exact Hessian. Each iteration takes a
 Mehrotra predictor-corrector step with Nesterov-Todd scaling from an infeasible start.
 The Newton system is reduced to p x p blocks plus the rank-K loss term and solved with
 one K x K (Woodbury) or one P p x P p Cholesky factor, whichever is smaller.
@@ -46,7 +46,7 @@ _COMPLEMENTARITY_FLOOR = 1e-13
 
 
 def run_ipm(form, start, tol, max_iter, log, log_every):
-    """Run the interior-point method; return (best u, best certificate, iterations, reason).
+    """Run the interior-point method and return (best u, its certificate, iterations, reason).
 
     Parameters
     ----------
@@ -75,13 +75,13 @@ def run_ipm(form, start, tol, max_iter, log, log_every):
         complementarity = point.complementarity()
         mu = complementarity / point.degree()
         if not np.isfinite(mu):
-            return tracker.finish(iteration, STALLED)
+            return tracker.finish(point, iteration, STALLED)
 
         objective = operator.loss(logits) + form.beta * float(point.t.sum())
         if complementarity <= _CHECK_FACTOR * tol * abs(objective) or iteration == max_iter:
             relative_gap = tracker.offer(point)
             if certifiable and relative_gap <= tol:
-                return tracker.finish(iteration, CONVERGED)
+                return tracker.finish(point, iteration, CONVERGED)
         if iteration % log_every == 0:
             log(
                 "IPM iteration %d: mu %.2e, primal residual %.2e, dual residual %.2e, "
@@ -96,43 +96,49 @@ def run_ipm(form, start, tol, max_iter, log, log_every):
             break
         if complementarity < _COMPLEMENTARITY_FLOOR * max(abs(objective), 1.0):
             tracker.offer(point)
-            return tracker.finish(iteration, STALLED if certifiable else UNCERTIFIABLE)
+            return tracker.finish(point, iteration, STALLED if certifiable else UNCERTIFIABLE)
 
         try:
-            with np.errstate(divide="raise", invalid="raise", over="raise"):
-                scalings = Scalings(point)
-                system = newton_system(
-                    form, point, scalings, operator.loss_curvature(logits), woodbury=woodbury
-                )
-                predictor = direction(
-                    form, point, scalings, system, res, affine_targets(point, scalings)
-                )
-                alpha_affine = min(1.0, max_step(point, predictor))
-                sigma = (1.0 - alpha_affine) ** 3
-                targets = corrector_targets(point, scalings, predictor, sigma * mu)
-                corrector = direction(form, point, scalings, system, res, targets)
+            corrector, alpha, system = _mehrotra_step(
+                form, point, res, operator.loss_curvature(logits), mu, woodbury
+            )
         except (LinAlgError, FloatingPointError) as error:
             log("IPM iteration %d: Newton system failed (%s)", iteration, error)
             tracker.offer(point)
-            return tracker.finish(iteration, STALLED)
+            return tracker.finish(point, iteration, STALLED)
         if system.switched_to_dense:
             woodbury = False
             log("IPM iteration %d: switched to the dense Schur complement", iteration)
 
-        alpha = min(1.0, _STEP_FRACTION * max_step(point, corrector))
         moved = point.step(corrector, alpha) if np.isfinite(alpha) and alpha > 0.0 else None
         if moved is None or not moved.is_finite():
             tracker.offer(point)
-            return tracker.finish(iteration, STALLED)
+            return tracker.finish(point, iteration, STALLED)
         point = moved
 
         largest = float(np.abs(point.u).max())
         if largest > _WEIGHT_LIMIT:
             raise SolverError(
-                f"the interior-point iterates diverged (largest weight {largest:.3g}) at "
-                f"beta = {form.beta:g}; the program may have no minimiser. Use a larger beta."
+                f"the interior-point iterates diverged: the largest weight reached "
+                f"{largest:.3g} at beta = {form.beta:g}. With a very small beta the optimal "
+                "weights can be huge. Use a larger beta, or compare with solver='CLARABEL'."
             )
-    return tracker.finish(max_iter, ITERATION_LIMIT)
+    return tracker.finish(point, max_iter, ITERATION_LIMIT)
+
+
+def _mehrotra_step(form, point, res, curvature, mu, woodbury):
+    """Return the predictor-corrector direction, its step length and the Newton system."""
+    with np.errstate(divide="raise", invalid="raise", over="raise"):
+        scalings = Scalings(point)
+        system = newton_system(form, point, scalings, curvature, woodbury=woodbury)
+        predictor = direction(form, point, scalings, system, res, affine_targets(point, scalings))
+
+        alpha_affine = min(1.0, max_step(point, predictor))
+        sigma = (1.0 - alpha_affine) ** 3
+        targets = corrector_targets(point, scalings, predictor, sigma * mu)
+        corrector = direction(form, point, scalings, system, res, targets)
+        alpha = min(1.0, _STEP_FRACTION * max_step(point, corrector))
+    return corrector, alpha, system
 
 
 class _BestPoint:
@@ -153,7 +159,9 @@ class _BestPoint:
             self.u, self.certificate = feasible, certificate
         return certificate.relative_gap
 
-    def finish(self, iterations, reason):
+    def finish(self, point, iterations, reason):
+        if self.certificate is None:
+            self.offer(point)
         return self.u, self.certificate, iterations, reason
 
 
@@ -161,9 +169,9 @@ class IpmSolver(NativeSolver):
     """Primal-dual interior-point solver for all three programs (the default).
 
     Options: ``tol`` (relative certified gap, default 1e-6), ``max_iter`` (default 100),
-    ``log_every`` (default 1) and ``polish`` (default True: when the iterations stall
-    or hit ``max_iter`` above ``tol``, Newton steps on the guessed optimal face, or
-    FISTA for the relaxed program, continue from the best point).
+    ``log_every`` (default 1) and ``polish`` (default True). With ``polish``, a run that
+    stalls or reaches ``max_iter`` above ``tol`` continues from its best point with
+    Newton steps on the optimal face guessed from it (FISTA for the relaxed program).
 
     ``warm_start=True``: interior-point methods gain little from a primal starting
     point, because the slacks and duals must be re-centred. For the relaxed program
