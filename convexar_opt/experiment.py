@@ -410,7 +410,7 @@ def fit_sgd(model, designs, settings, dataset_name, progress=False, checkpoint_p
         dataset=dataset_name,
         model=model,
         settings=asdict(settings),
-        status="converged" if result.converged else "max_epochs",
+        status=_sgd_status(result, settings),
         objective=objective,
         seconds=result.seconds,
         nll=nll,
@@ -426,6 +426,21 @@ def fit_sgd(model, designs, settings, dataset_name, progress=False, checkpoint_p
         extra={"stopping_reason": result.stopping_reason},
         fitted=fitted,
     )
+
+
+def _sgd_status(result, settings):
+    """Return the status shown for an SGD run: converged, max_epochs or diverged."""
+    if result.stopping_reason != "diverged":
+        return "converged" if result.converged else "max_epochs"
+    logger.warning(
+        "%s training diverged (non-finite weights or objective) after %d epochs at learning "
+        "rate %g; the figures are those of epoch %d. Lower the learning rate.",
+        result.model,
+        result.epochs,
+        settings.learning_rate,
+        result.best_epoch,
+    )
+    return "diverged"
 
 
 def check_solver(model, settings):

@@ -150,7 +150,7 @@ class SGDSettings:
     def paper(cls, **overrides):
         """Return Gabbur et al.'s settings: plain SGD, learning rate 1e-3, batch 100, last iterate.
 
-        The paper does not say how its loss was reduced, so this method reads its
+        Gabbur et al. do not say how their loss was reduced, so this method reads their
         learning rate in the per-row units of PyTorch's default mean-reduced loss.
         """
         options = {

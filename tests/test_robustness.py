@@ -195,10 +195,10 @@ def test_constant_column_and_duplicates_handled(markov_vectors):
 def no_solve(monkeypatch):
     """Fail the test if a convex program is solved."""
 
-    def refuse(*args, **kwargs):
+    def fail_if_called(*args, **kwargs):
         raise AssertionError("a solve started although the input was invalid")
 
-    monkeypatch.setattr(ConvexARProblem, "solve", refuse)
+    monkeypatch.setattr(ConvexARProblem, "solve", fail_if_called)
 
 
 API_SETTINGS_CASES = [
@@ -214,10 +214,10 @@ API_SETTINGS_CASES = [
 def test_invalid_settings_rejected_before_data(options, error, message, markov_vectors, monkeypatch, no_solve):
     import convexar_opt.experiment as experiment
 
-    def refuse(*args):
+    def fail_if_called(*args):
         raise AssertionError("data were windowed although the settings were invalid")
 
-    monkeypatch.setattr(experiment, "prepare_designs", refuse)
+    monkeypatch.setattr(experiment, "prepare_designs", fail_if_called)
     dataset = Dataset(name="chain", train=markov_vectors, valid=None, test=None)
     with pytest.raises(error, match=message):
         run_model("cph", dataset, Settings(**options))
@@ -285,6 +285,19 @@ def test_single_vector_matrix_fits(markov_vectors):
     assert 0.0 < value < 13 * LN2
 
 
+def test_single_vector_cli(tmp_path, markov_vectors, capsys):
+    path = tmp_path / "one.npz"
+    np.savez(path, train=markov_vectors[:1], test=markov_vectors[1:3])
+    out = tmp_path / "one.json"
+    status, _, _ = run_cli(capsys, "fit", "--model", "cpr", "--dataset", path, "--window", "3", "--patterns", "3", "--json", out, "--quiet")
+    figures = json.loads(out.read_text())
+
+    assert status == 0
+    assert figures["status"] == "optimal"
+    assert figures["train_rows"] == 13
+    assert 0.0 < figures["nll"]["train"] < 13 * LN2
+
+
 def test_three_dimensional_npz_rejected(tmp_path):
     path = tmp_path / "cube.npz"
     np.savez(path, train=np.zeros((4, 3, 5), dtype=np.uint8))
@@ -306,7 +319,7 @@ def separable_vectors():
 @pytest.mark.parametrize("problem_class", [RelaxedProblem, ExactProblem, HingeProblem])
 def test_beta_zero_separable_never_optimal(problem_class, solver, separable_vectors):
     # SCS, Clarabel and ECOS report 'optimal' here with finite weights (cvxpy 1.9), so the
-    # problem refuses before any backend runs.
+    # problem raises before any backend runs.
     problem = problem_class(separable_vectors, window=2, n_patterns=4, beta=0.0, random_state=0)
     with pytest.raises(SolverError, match=r"beta = 0 .*no minimiser .*Use beta > 0"):
         problem.solve(solver=solver)
@@ -921,6 +934,7 @@ BAD_SETTINGS = [
     (("--model", "cpr", "--patterns", "-3"), r"n_patterns must be an integer from 1; got -3"),
     (("--model", "cpr", "--tol", "0"), r"tol must be finite and > 0; got 0.0"),
     (("--model", "ptr", "--batch-size", "0"), r"batch_size must be an integer from 1; got 0"),
+    (("--model", "cpe", "--beta", "-1"), r"beta must be finite and >= 0; got -1.0"),
     (("--model", "cph", "--rho", "-1"), r"rho must be finite and >= 0; got -1.0"),
     (("--model", "cpr", "--seed", "-1"), r"seed must be an integer from 0; got -1"),
     (("--model", "cpr", "--solver", "nope"), r"unknown solver 'nope'.*'CLARABEL'"),
@@ -940,10 +954,10 @@ if not _cuda_available():
 
 @pytest.mark.parametrize("arguments, message", BAD_SETTINGS, ids=[" ".join(args[2:]) for args, _ in BAD_SETTINGS])
 def test_cli_bad_setting_rejected_before_data(arguments, message, monkeypatch, capsys):
-    def refuse(args):
+    def fail_if_called(args):
         raise AssertionError("data were loaded although the settings were invalid")
 
-    monkeypatch.setattr(cli, "load_data", refuse)
+    monkeypatch.setattr(cli, "load_data", fail_if_called)
     status, out, err = run_cli(capsys, "fit", "--dataset", "mushrooms", *arguments, "--quiet")
 
     assert status == 2
@@ -975,15 +989,28 @@ def test_cli_resume_missing_checkpoint_warns(chain_npz, tmp_path, caplog, capsys
     checkpoint = tmp_path / "typo.pt"
     status, _, _ = run_cli(capsys, "fit", "--dataset", chain_npz, *SGD_CLI, "--max-epochs", "1", "--checkpoint", checkpoint, "--resume")
     assert status == 0
-    assert "checkpoint" in caplog.text and "not found, so training starts from epoch 0" in caplog.text
+    assert repr(str(checkpoint)) in caplog.text
+    assert "not found, so training starts from epoch 0" in caplog.text
     assert checkpoint.exists()
+
+
+def test_cli_diverged_sgd_run_labelled(chain_npz, tmp_path, caplog, capsys):
+    out = tmp_path / "diverged.json"
+    status, printed, _ = run_cli(capsys, "fit", "--dataset", chain_npz, "--model", "nn", "--window", "3", "--patterns", "3", "--learning-rate", "1e12", "--max-epochs", "3", "--patience", "10", "--json", out, "--quiet")
+    figures = json.loads(out.read_text())
+
+    assert status == 0
+    assert figures["extra"]["stopping_reason"] == "diverged"
+    assert figures["status"] == "diverged"
+    assert "diverged (torch-sgd)" in printed
+    assert "Lower the learning rate" in caplog.text
 
 
 def test_cli_user_limit_shows_no_value(chain_npz, capsys):
     if "CLARABEL" not in installed_solvers():
         pytest.skip("CLARABEL is not installed")
     with warnings.catch_warnings():
-        # CVXPY warns that the solution may be inaccurate, and the package that it is.
+        # CVXPY and the package both warn that the solution may be inaccurate.
         warnings.simplefilter("ignore", UserWarning)
         status, out, err = run_cli(capsys, "fit", "--model", "cpr", "--dataset", chain_npz, "--window", "3", "--patterns", "3", "--solver", "CLARABEL", "--solver-option", "max_iter=1", "--quiet")
     assert status == 2

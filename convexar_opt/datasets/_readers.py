@@ -12,7 +12,7 @@ from ._bundled import SPLITS, Dataset
 
 
 # A file whose name does not end in .npz or .amat is read as LIBSVM, so a parse error in
-# another text format shows up as a LIBSVM error; the hint says so.
+# another text format shows up as a LIBSVM error. The hint names this rule.
 _LIBSVM_HINT = (
     "Files whose names do not end in .npz or .amat are read as LIBSVM "
     "('label index:value ...' per line); rename an .amat text matrix to end in .amat."
@@ -121,7 +121,7 @@ def read_amat(path):
     ------
     InvalidDataError
         If the file cannot be read, is not text, has a token that is not a number, has
-        rows of different lengths, or holds a value other than 0 and 1.
+        rows of different lengths, or contains a value other than 0 and 1.
     """
     try:
         with warnings.catch_warnings():
@@ -138,7 +138,7 @@ def read_amat(path):
         # NumPy's message suggests `usecols`, which does not fit here, so find the line.
         raise InvalidDataError(_describe_bad_amat(path) or f"{path}: {error}") from None
     if array.size == 0:
-        raise InvalidDataError(f"{path} holds no data lines.")
+        raise InvalidDataError(f"{path} contains no data lines.")
     return check_binary_matrix(array, name=os.path.basename(str(path)))
 
 

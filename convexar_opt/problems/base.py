@@ -291,7 +291,7 @@ class ConvexARProblem:
             elif result.status.startswith("unbounded"):
                 self.value = -np.inf
             else:
-                # A limit or an unknown status says nothing about the optimal value.
+                # A limit or an unknown status gives no optimal value, so none is reported.
                 self.value = np.nan
             if result.status in INACCURATE_STATUSES:
                 warn_inaccurate(backend.name, result.status, self)
