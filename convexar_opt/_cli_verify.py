@@ -114,7 +114,7 @@ def print_report(result):
     )
     print(f"distinct contexts K: {result['n_contexts']}")
     print(f"activation patterns P: {result['n_patterns']} (all, enumerated)")
-    print("objectives in nats per vector:")
+    print(f"objectives in nats per vector, summed over the {result['n_positions']} modelled positions:")
     rows = [
         ("convex optimum (exact, all patterns)", f"{result['convex_optimum']:.10f}"),
         (

@@ -383,6 +383,7 @@ def verify_equivalence(
         "reconstruction": report.to_dict(),
         "n_patterns": int(gates.shape[0]),
         "n_contexts": int(design.n_contexts),
+        "n_positions": int(design.n_positions),
         "nonzero_blocks": n_blocks,
         "beta_max": float(beta_max(design, problem.masks)),
         "nonconvex": nonconvex,

@@ -614,11 +614,6 @@ def test_verify_prints_objective_unit(chain_npz, capsys):
     assert "nats per vector" in printed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="convexar verify prints no count of modelled positions next to its objectives; "
-    "its report lives in _cli_verify.py, outside the files this test's owner may change",
-)
 def test_verify_prints_modelled_positions(chain_npz, capsys):
     status, printed, _ = run_cli(capsys, "verify", "--dataset", chain_npz, "--window", "2", "--restarts", "1", "--quiet")
     assert status == 0
