@@ -66,9 +66,11 @@ class Settings:
     protocol: str = "default"
     learning_rate: float = 1e-3
     batch_size: int = 100
-    optimizer: str = "sgd"
-    max_epochs: int = 100
-    patience: int = 3
+    optimizer: str = "adam"
+    max_epochs: int = 200
+    patience: int = 5
+    min_delta: float = 1e-3
+    average_iterates: bool = True
     device: str = "auto"
     solver_options: dict = field(default_factory=dict)
 
@@ -83,6 +85,7 @@ class Settings:
         check_int(self.batch_size, "batch_size", 1)
         check_int(self.max_epochs, "max_epochs", 1)
         check_int(self.patience, "patience", 1)
+        check_nonnegative(self.min_delta, "min_delta")
         if self.train_rows is not None:
             check_int(self.train_rows, "train_rows", 1)
         check_int(self.seed, "seed", 0, hint=" Use a non-negative integer seed.")
@@ -358,6 +361,8 @@ def fit_sgd(model, designs, settings, dataset_name, progress=False, checkpoint_p
         optimizer=settings.optimizer,
         max_epochs=settings.max_epochs,
         patience=settings.patience,
+        min_delta=settings.min_delta,
+        average_iterates=settings.average_iterates,
         device=settings.device,
         seed=settings.seed,
     )
