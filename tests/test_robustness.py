@@ -991,7 +991,7 @@ def test_cli_resume_missing_checkpoint_warns(chain_npz, tmp_path, caplog, capsys
 
 def test_cli_diverged_sgd_run_labelled(chain_npz, tmp_path, caplog, capsys):
     out = tmp_path / "diverged.json"
-    status, printed, _ = run_cli(capsys, "fit", "--dataset", chain_npz, "--model", "nn", "--window", "3", "--patterns", "3", "--learning-rate", "1e12", "--max-epochs", "3", "--patience", "10", "--json", out, "--quiet")
+    status, printed, _ = run_cli(capsys, "fit", "--dataset", chain_npz, "--model", "nn", "--window", "3", "--patterns", "3", "--optimizer", "sgd", "--learning-rate", "1e12", "--max-epochs", "3", "--patience", "10", "--json", out, "--quiet")
     figures = json.loads(out.read_text())
 
     assert status == 0
