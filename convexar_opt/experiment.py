@@ -163,6 +163,12 @@ def prepare_designs(dataset, settings):
         train = balance_design(train, random_state=settings.seed)
     if settings.train_rows is not None and settings.train_rows < train.n_rows:
         train = subsample_design(train, settings.train_rows, random_state=settings.seed)
+    elif settings.train_rows is not None:
+        logger.warning(
+            "train_rows = %d is not below the %d training rows available, so every row is used",
+            settings.train_rows,
+            round(train.n_rows),
+        )
 
     others = {}
     for split in ("valid", "test"):

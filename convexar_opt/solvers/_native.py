@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._validation import check_int
-from ..exceptions import ConvergenceWarning, InvalidParameterError, SolverError
-from ._recession import has_unbounded_direction
+from ..exceptions import ConvergenceWarning, InvalidParameterError
 from .base import OPTIMAL, OPTIMAL_INACCURATE, Solver, SolverResult
 
 logger = logging.getLogger(__name__)
@@ -78,17 +77,9 @@ class NativeSolver(Solver):
     }
 
     def solve(self, problem, warm_start, verbose, options):
+        # problem.solve has already rejected beta = 0 when no minimiser exists.
         settings = self._read_options(options, verbose)
         start = time.perf_counter()
-
-        if problem.beta == 0.0 and has_unbounded_direction(
-            problem.design, problem.masks, problem.program, problem.rho
-        ):
-            raise SolverError(
-                f"beta = 0 on {problem!r}: some contexts are always followed by the same "
-                "value and the model can push their probabilities to 0 or 1, so the "
-                "program has no minimiser (the weights diverge). Use beta > 0."
-            )
 
         start_point = self._warm_start(problem) if warm_start else None
         outcome = self._run(problem, start_point, settings)
