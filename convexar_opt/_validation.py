@@ -54,7 +54,7 @@ def check_binary_matrix(X, name="X"):
         raise InvalidDataError(
             f"{name} must contain only 0 and 1, but {name}[{row}, {col}] = "
             f"{array[row, col]}. Binarize it first, for example with "
-            f"({name} > 0.5).astype(np.uint8)."
+            f"({name if name.isidentifier() else 'X'} > 0.5).astype(np.uint8)."
         )
     return np.ascontiguousarray(array, dtype=np.uint8)
 

@@ -189,7 +189,8 @@ def print_table(results, reference=None, file=None):
         first = rows[0]
         print(
             f"NLL: nats per vector, summed over the {first.n_positions} modelled positions "
-            f"(window {first.settings['window']}); test split of {first.dataset}.",
+            f"(window {first.settings['window']}); test NLL on the test split of {first.dataset}"
+            f"{'' if first.nll['test'] is not None else ' (none given)'}.",
             file=file,
         )
 
@@ -317,7 +318,8 @@ def run_reproduce(args):
     unknown = [name for name in models if name not in choices]
     if unknown:
         raise InvalidParameterError(
-            f"unknown model(s) {unknown} in --models; choose from {choices}."
+            f"unknown model(s) {unknown} in --models; choose from {choices}. The COUNT "
+            "reference row is always printed."
         )
     if not models:
         raise InvalidParameterError(
@@ -384,7 +386,7 @@ def build_parser():
 
     fit = subparsers.add_parser("fit", help="train one model")
     _add_common_options(fit)
-    fit.add_argument("--model", required=True, choices=MODELS, help="model to train")
+    fit.add_argument("--model", required=True, type=str.lower, choices=MODELS, help="model to train")
     fit.add_argument("--save-model", default=None, metavar="FILE", help="save the fitted model (.npz, no pickle)")
     fit.add_argument("--checkpoint", default=None, metavar="FILE", help="SGD models: save a checkpoint after every epoch")
     fit.add_argument("--resume", action="store_true", help="SGD models: continue from --checkpoint")

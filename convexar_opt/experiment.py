@@ -219,7 +219,7 @@ class FitResult:
     certificate: dict | None
     n_positions: int
     n_contexts: int
-    train_rows: float
+    train_rows: int
     solver: str | None = None
     iterations: int | None = None
     epochs: int | None = None
@@ -295,7 +295,7 @@ def fit_count(designs, settings, dataset_name):
         certificate=None,
         n_positions=train.n_positions,
         n_contexts=train.n_contexts,
-        train_rows=train.n_rows,
+        train_rows=int(round(train.n_rows)),
         fitted=fitted,
     )
 
@@ -341,7 +341,7 @@ def fit_convex(model, designs, settings, dataset_name):
         certificate=problem.certificate.to_dict(),
         n_positions=train.n_positions,
         n_contexts=train.n_contexts,
-        train_rows=train.n_rows,
+        train_rows=int(round(train.n_rows)),
         solver=stats.solver_name,
         iterations=stats.iterations,
         extra={"solver_extra": _plain(stats.extra)},
@@ -429,7 +429,7 @@ def fit_sgd(model, designs, settings, dataset_name, progress=False, checkpoint_p
         certificate=certificate,
         n_positions=train.n_positions,
         n_contexts=train.n_contexts,
-        train_rows=train.n_rows,
+        train_rows=int(round(train.n_rows)),
         solver=f"torch-{settings.optimizer}",
         iterations=result.iterations,
         epochs=result.epochs,

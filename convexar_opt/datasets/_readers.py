@@ -178,6 +178,9 @@ def read_npz(path):
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile) as error:
+        if "pickle" in str(error):
+            # NOTE: numpy reads a file that is not a zip archive as a pickle and says so.
+            error = "it is not a zip archive of arrays written by numpy.savez"
         raise InvalidDataError(f"{path} is not a readable .npz archive: {error}") from None
 
     with archive:

@@ -303,7 +303,7 @@ class ConvexARProblem:
         self.certificate = result.extra.get("certificate") or self.certify()
         self.value = self.certificate.primal
         if result.status in INACCURATE_STATUSES:
-            warn_inaccurate(backend.name, result.status, self)
+            warn_inaccurate(backend.name, result.status, self, self.certificate)
         logger.info(
             "%s: status %s, value %.10g, relative gap %.2e, %.3f s",
             backend.name,

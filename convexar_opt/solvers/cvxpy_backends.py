@@ -207,12 +207,19 @@ def _probe_mosek_licence():
     return None
 
 
-def warn_inaccurate(name, status, problem):
-    """Warn that a solve ended with an inaccurate status."""
+def warn_inaccurate(name, status, problem, certificate=None):
+    """Warn that a solve ended with an inaccurate status, quoting the certified gap if any."""
+    if certificate is None:
+        detail = "the solver produced no point that could be certified"
+    else:
+        detail = (
+            f"the certificate of the returned point shows a relative duality gap of "
+            f"{certificate.relative_gap:.1e} and a constraint violation of "
+            f"{certificate.constraint_violation:.1e}"
+        )
     warnings.warn(
-        f"solver {name!r} ended with status {status!r} on {problem!r}; the point is not "
-        "certified optimal. Check problem.certificate, raise the iteration limit, or try "
-        "another solver.",
+        f"solver {name!r} ended with status {status!r} on {problem!r}; {detail}. Check "
+        "problem.certificate, raise the iteration limit, or try another solver.",
         ConvergenceWarning,
         stacklevel=3,
     )
@@ -220,9 +227,11 @@ def warn_inaccurate(name, status, problem):
 
 def raise_failed(name, status, problem, message=""):
     """Raise SolverError for a solve that produced no usable point."""
+    from . import installed_solvers
+
     detail = f" ({message.rstrip('.')})" if message else ""
+    others = [other for other in installed_solvers(problem.program) if other != name]
     raise SolverError(
         f"solver {name!r} failed with status {status!r} on {problem!r}{detail}. Try "
-        "another solver (for example solver='CLARABEL' or the default native solver) or "
-        "raise its iteration limit."
+        f"another solver ({others}; the first is the default) or raise its iteration limit."
     )
