@@ -149,7 +149,7 @@ def run_case(case, dataset, program, design, arguments, run_cvxpy=True):
 
 def _print_run(case, dataset, program, run, native=None):
     ratio = ""
-    if native is not None:
+    if native is not None and run.status != "solver_error":
         ratio = f"  native speed-up {'>' if run.timed_out else ''}{run.seconds / native.seconds:.0f}x"
     print(
         f"{case:4s} {dataset:16s} {program:7s} {run.solver:8s} {run.status:18s} "

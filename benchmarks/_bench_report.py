@@ -1,6 +1,8 @@
 """Markdown report of ``bench_solvers.py``: results table, machine and versions."""
 
+import dataclasses
 import datetime
+import json
 import os
 import platform
 
@@ -47,6 +49,8 @@ def _cell(run):
 def _ratio(run, native):
     if run is None:
         return ""
+    if run.status == "solver_error":
+        return "failed"
     return f"{'>' if run.timed_out else ''}{run.seconds / native.seconds:.0f}x"
 
 
@@ -105,9 +109,21 @@ def format_table(rows):
     return header + "\n".join(lines) + "\n"
 
 
-def write_report(rows, arguments, path):
+def write_json(rows, path):
+    """Write every run of every row to ``path`` as JSON (NaN for missing gaps)."""
+    records = [
+        {**{key: value for key, value in dataclasses.asdict(row).items() if key != "runs"},
+         "runs": {name: dataclasses.asdict(run) for name, run in row.runs.items()}}
+        for row in rows
+    ]
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(records, handle, indent=1)
+
+
+def write_report(rows, arguments, path, load_before):
     """Write the results table, the settings and the machine description to ``path``."""
     versions = ", ".join(f"{name} {version}" for name, version in _versions().items())
+    load_after = os.getloadavg()
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = (
         "# Solver benchmark\n\n"
@@ -115,7 +131,9 @@ def write_report(rows, arguments, path):
         f"(arguments: `{' '.join(_argument_list(arguments))}`) on {date}.\n\n"
         f"- Machine: {_cpu_model()}, {os.cpu_count()} logical CPUs, {platform.platform()}.\n"
         f"- Threads: OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = MKL_NUM_THREADS = "
-        f"{arguments.threads} for the whole process (native solver and CVXPY).\n"
+        f"{arguments.threads} for the whole process (native solver and CVXPY). The CPUs "
+        f"were shared with other processes: 1-minute load average {load_before[0]:.2f} "
+        f"before and {load_after[0]:.2f} after the run.\n"
         f"- Versions: {versions}.\n"
         f"- Settings: window 10, 50 Gaussian gates (seed {arguments.seed}), beta 1e-3, "
         f"rho 1e-4; native tolerance: relative certified gap <= {arguments.tol:g}; native "
@@ -123,8 +141,9 @@ def write_report(rows, arguments, path):
         f"compilation, limit {arguments.cvxpy_time_limit:g} s, point certified as returned.\n"
         "- Seconds are wall time; 'gap' is the relative duality gap of the certificate of "
         "the returned point; speed-ups are CVXPY seconds / IPM seconds ('>' where CVXPY "
-        "reached its time limit); the last column is |IPM objective - Clarabel objective| / "
-        "|Clarabel objective| where Clarabel ended optimal.\n"
+        "reached its time limit, 'failed' where it ended with solver_error); the last "
+        "column is |IPM objective - Clarabel objective| / |Clarabel objective| where "
+        "Clarabel ended optimal.\n"
         "- rcv1_valid_only ships only a validation split, which is used as its training set.\n\n"
         "## Time to a certified relative gap <= tol\n\n"
         + format_table(rows)

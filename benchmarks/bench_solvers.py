@@ -1,8 +1,8 @@
 """Benchmark the native interior-point solver against CVXPY with SCS and Clarabel.
 
 Runs, in one process, the native solver ("IPM") and CVXPY with SCS and Clarabel on the
-same compressed problems, certifies every point with the duality-gap certificate, and
-prints seconds, the certified relative gap, the status and the speed-up of the native
+same compressed problems, and certifies every point with the duality-gap certificate.
+It prints seconds, the certified relative gap, the status and the speed-up of the native
 solver. The table goes to ``benchmarks/RESULTS.md`` together with the machine, the
 thread count and the package versions.
 
@@ -65,7 +65,8 @@ def parse_arguments(argv):
     parser.add_argument("--seed", type=int, default=0, help="seed of the gates and of the subsampling")
     parser.add_argument(
         "--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),
-        help="Markdown file for the results table (use '-' for none)",
+        help="Markdown file for the results table, with the raw runs next to it as .json "
+        "(use '-' for none)",
     )
     return parser.parse_args(argv)
 
@@ -77,12 +78,15 @@ def main(argv=None):
         os.environ[variable] = str(arguments.threads)
 
     from _bench_cases import run_all
-    from _bench_report import write_report
+    from _bench_report import write_json, write_report
 
+    load_before = os.getloadavg()
     rows = run_all(arguments)
     if arguments.output != "-":
-        write_report(rows, arguments, arguments.output)
-        print(f"wrote {arguments.output}")
+        write_report(rows, arguments, arguments.output, load_before)
+        json_path = os.path.splitext(arguments.output)[0] + ".json"
+        write_json(rows, json_path)
+        print(f"wrote {arguments.output} and {json_path}")
     return 0
 
 
