@@ -30,6 +30,7 @@ from .patterns import enumerate_patterns, gate_masks, sample_gates
 from .problems import ExactProblem, HingeProblem, RelaxedProblem
 from .solvers import available_solvers, installed_solvers
 from .model import FittedModel
+from .path import beta_max, regularization_path
 from .reconstruction import check_reconstruction, reconstruct_network
 from .verify import verify_equivalence
 
@@ -54,6 +55,7 @@ __all__ = [
     "SolverNotInstalledError",
     "WeightedDesign",
     "available_solvers",
+    "beta_max",
     "balance_design",
     "build_design",
     "certify",
@@ -63,6 +65,7 @@ __all__ = [
     "gate_masks",
     "installed_solvers",
     "reconstruct_network",
+    "regularization_path",
     "sample_gates",
     "subsample_design",
     "verify_equivalence",

@@ -302,7 +302,8 @@ class ConvexARProblem:
         self._solution = ConvexSolution(v=result.v, w=w)
         self.certificate = result.extra.get("certificate") or self.certify()
         self.value = self.certificate.primal
-        if result.status in INACCURATE_STATUSES:
+        if result.status in INACCURATE_STATUSES and not backend.native:
+            # Native solvers already warned with their own gap and advice.
             warn_inaccurate(backend.name, result.status, self, self.certificate)
         logger.info(
             "%s: status %s, value %.10g, relative gap %.2e, %.3f s",
