@@ -8,12 +8,12 @@ from .exceptions import InvalidDataError, InvalidParameterError
 
 
 def check_binary_matrix(X, name="X"):
-    """Return ``X`` as a C-contiguous uint8 matrix after checking it holds only 0 and 1.
+    """Return ``X`` as a C-contiguous uint8 matrix after checking it contains only 0 and 1.
 
     Raises
     ------
     InvalidDataError
-        If ``X`` is not two-dimensional, is empty, holds NaN or a value other than 0 and 1.
+        If ``X`` is not two-dimensional, is empty, contains NaN or a value other than 0 and 1.
     """
     array = np.asarray(X)
 

@@ -1,6 +1,6 @@
 """Fitted autoregressive models: evaluation on new data and safe files.
 
-A :class:`FittedModel` holds what is needed to compute the logit of any context: the
+A :class:`FittedModel` contains what is needed to compute the logit of any context: the
 kind of model, the window, the intercept setting, the gate vectors and the weights. It
 is saved as a NumPy ``.npz`` archive of plain arrays plus a JSON header, loaded with
 ``allow_pickle=False``, so loading a file never executes code.
@@ -229,7 +229,7 @@ class FittedModel:
         arrays = {name: value for name, value in contents.items() if name != "header"}
         if sorted(arrays) != sorted(header["arrays"]):
             raise ModelFileError(
-                f"{path!r}: the file holds arrays {sorted(arrays)} but its header lists "
+                f"{path!r}: the file contains arrays {sorted(arrays)} but its header lists "
                 f"{sorted(header['arrays'])}; the file was altered."
             )
         for name, array in arrays.items():

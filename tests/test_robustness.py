@@ -262,7 +262,7 @@ def test_empty_libsvm_test_file_rejected(tmp_path):
     test = tmp_path / "test.svm"
     train.write_text("1 1:1 3:1\n")
     test.write_text("# no data\n\n")
-    with pytest.raises(InvalidDataError, match=r"test.svm holds no data lines"):
+    with pytest.raises(InvalidDataError, match=r"test.svm contains no data lines"):
         load_file(train, n_features=3, test_path=test)
 
 

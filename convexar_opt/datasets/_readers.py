@@ -97,7 +97,7 @@ def read_libsvm(path, n_features=None, zero_based=False):
         raise InvalidDataError(f"cannot read {path}: {error.strerror or error}.") from None
 
     if not rows:
-        raise InvalidDataError(f"{path} holds no data lines.")
+        raise InvalidDataError(f"{path} contains no data lines.")
     if n_features is None:
         n_features = highest + 1
     elif highest >= n_features:
@@ -179,7 +179,7 @@ def read_npz(path):
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile) as error:
         if "pickle" in str(error):
-            # NOTE: numpy reads a file that is not a zip archive as a pickle and says so.
+            # NOTE: numpy reads a file that is not a zip archive as a pickle and reports a pickle error.
             error = "it is not a zip archive of arrays written by numpy.savez"
         raise InvalidDataError(f"{path} is not a readable .npz archive: {error}") from None
 
@@ -188,7 +188,7 @@ def read_npz(path):
         if not set(keys) & set(SPLITS):
             if len(keys) != 1:
                 raise InvalidDataError(
-                    f"{path} holds arrays {keys}; name them 'train', 'valid' and 'test'."
+                    f"{path} contains arrays {keys}; name them 'train', 'valid' and 'test'."
                 )
             mapping = {"train": keys[0]}
         else:
