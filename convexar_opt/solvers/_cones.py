@@ -44,6 +44,8 @@ class SocScaling:
     eta : ndarray of shape (n_cones,)
     direction : ndarray of shape (n_cones, m)
         The vector :math:`v` of :math:`W = \\eta (2 v v^\\top - J)`, with :math:`v^\\top J v = 1`.
+    reflected : ndarray of shape (n_cones, m)
+        :math:`J v`, computed once for every product with :math:`W^{-1}`.
     scaled : ndarray of shape (n_cones, m)
         :math:`\\lambda = W z = W^{-1} s`.
     """
@@ -62,6 +64,8 @@ class SocScaling:
         point = (s_unit + z_reflected) / (2.0 * gamma[:, None])
         point[:, 0] += 1.0
         self.direction = point / np.sqrt(2.0 * point[:, :1])
+        self.reflected = -self.direction
+        self.reflected[:, 0] = self.direction[:, 0]
         self.eta = np.sqrt(s_norm / z_norm)
         self.scaled = self.apply(z)
 
@@ -74,8 +78,7 @@ class SocScaling:
 
     def apply_inverse(self, x):
         """Return W^{-1} x for every row."""
-        reflected = -self.direction
-        reflected[:, 0] = self.direction[:, 0]
+        reflected = self.reflected
         inner = np.einsum("ij,ij->i", reflected, x)
         result = 2.0 * inner[:, None] * reflected + x
         result[:, 0] -= 2.0 * x[:, 0]
@@ -83,8 +86,7 @@ class SocScaling:
 
     def inverse_square(self):
         """Return :math:`W^{-2}` of every cone, shape (n_cones, m, m)."""
-        reflected = -self.direction
-        reflected[:, 0] = self.direction[:, 0]
+        reflected = self.reflected
         size = reflected.shape[1]
         inverse = 2.0 * reflected[:, :, None] * reflected[:, None, :]
         inverse[:, 0, 0] -= 1.0

@@ -212,10 +212,11 @@ def direction(form, point, scalings, system, res, targets):
 
 def max_step(point, change):
     """Return the largest alpha keeping every slack and dual in its cone."""
-    step = min(
-        float(soc_step(point.soc_s, change.soc_s).min()),
-        float(soc_step(point.soc_z, change.soc_z).min()),
+    # One call on the stacked slacks and duals saves the NumPy overhead of a second call.
+    stacked = soc_step(
+        np.concatenate([point.soc_s, point.soc_z]), np.concatenate([change.soc_s, change.soc_z])
     )
+    step = float(stacked.min())
     for name in ("cone_s", "cone_z", "slack_s", "slack_z"):
         part = getattr(point, name)
         if part is not None:

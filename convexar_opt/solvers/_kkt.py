@@ -112,9 +112,15 @@ def _factor(matrix):
     """Return a Cholesky factor of an SPD matrix, adding a growing ridge if it fails."""
     ridge = 0.0
     scale = max(float(np.abs(np.diag(matrix)).max()), np.finfo(float).tiny)
+    diagonal = np.diag_indices(matrix.shape[0])
     for _ in range(8):
+        shifted = matrix
+        if ridge > 0.0:
+            # Only the diagonal changes, so no identity matrix is built.
+            shifted = matrix.copy()
+            shifted[diagonal] += ridge
         try:
-            return cho_factor(matrix + ridge * np.eye(matrix.shape[0]), lower=True, check_finite=False)
+            return cho_factor(shifted, lower=True, check_finite=False)
         except LinAlgError:
             ridge = max(ridge * 100.0, 1e-14 * scale)
     raise LinAlgError("the Newton matrix is not positive definite, even with a ridge")
@@ -202,9 +208,13 @@ class NewtonSystem:
         self.covariance = _batched_inverse(self.precision)
         self.covariance_factor = np.linalg.cholesky(self.covariance)
 
-        factored = np.matmul(operator.pattern_blocks, self.covariance_factor)
-        factored = factored.transpose(1, 0, 2).reshape(n_contexts, width)
-        self.factored = self.root_curvature[:, None] * factored
+        # Writing the batched product through a (P, K, p) view of a (K, P, p) buffer
+        # lays out F row by row without a separate transpose copy.
+        factored = np.empty((n_contexts, operator.n_patterns, operator.n_weights))
+        np.matmul(operator.pattern_blocks, self.covariance_factor, out=factored.transpose(1, 0, 2))
+        factored = factored.reshape(n_contexts, width)
+        factored *= self.root_curvature[:, None]
+        self.factored = factored
         inner = self.factored @ self.factored.T
         inner[np.diag_indices(n_contexts)] += 1.0
         self.factor = _factor(inner)
