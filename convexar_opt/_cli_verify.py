@@ -6,9 +6,8 @@ starts, then prints the figures and optionally writes them as JSON.
 """
 
 import json
-import os
 
-from .exceptions import InvalidDataError, InvalidParameterError
+from .exceptions import InvalidParameterError
 from .verify import DEFAULT_MAX_PATTERNS, MAX_WINDOW, verify_equivalence
 
 
@@ -50,19 +49,9 @@ def add_parser(subparsers):
 
 
 def _load_training_vectors(args):
-    from .datasets import list_datasets, load_dataset, load_file
+    from .datasets import load_name_or_file
 
-    if args.dataset in list_datasets():
-        dataset = load_dataset(args.dataset)
-    elif os.path.exists(args.dataset):
-        dataset = load_file(args.dataset, n_features=args.n_features, zero_based=args.zero_based)
-    else:
-        raise InvalidDataError(
-            f"--dataset {args.dataset!r} is neither a bundled data set {list_datasets()} "
-            "nor an existing file. Give a bundled name or the path of a .npz, LIBSVM or "
-            ".amat file."
-        )
-
+    dataset = load_name_or_file(args.dataset, n_features=args.n_features, zero_based=args.zero_based)
     train = dataset.split("train")
     if args.vectors is None:
         return dataset.name, train

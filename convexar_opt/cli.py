@@ -34,7 +34,7 @@ DEFAULT_REPRODUCE_MODELS = "cpe,cpr,cph"
 
 def load_data(args):
     """Return the Dataset named by ``--dataset``: a bundled name or the path of a file."""
-    from .datasets import list_datasets, load_dataset, load_file
+    from .datasets import list_datasets, load_name_or_file
 
     if args.dataset in list_datasets():
         ignored = [
@@ -53,20 +53,12 @@ def load_data(args):
                 ", ".join(ignored),
                 args.dataset,
             )
-        return load_dataset(args.dataset)
-    if os.path.exists(args.dataset):
-        return load_file(
-            args.dataset,
-            n_features=args.n_features,
-            zero_based=args.zero_based,
-            valid_path=args.valid_file,
-            test_path=args.test_file,
-        )
-    from .exceptions import InvalidDataError
-
-    raise InvalidDataError(
-        f"--dataset {args.dataset!r} is neither a bundled data set {list_datasets()} nor an "
-        "existing file. Give a bundled name or the path of a .npz, LIBSVM or .amat file."
+    return load_name_or_file(
+        args.dataset,
+        n_features=args.n_features,
+        zero_based=args.zero_based,
+        valid_path=args.valid_file,
+        test_path=args.test_file,
     )
 
 

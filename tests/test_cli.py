@@ -1,7 +1,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from convexar_opt.cli import main
 

@@ -6,7 +6,7 @@ sha256 of every array, which :func:`load_dataset` verifies on each load.
 """
 
 from ._bundled import Dataset, dataset_path, list_datasets, load_dataset
-from ._readers import load_file, read_amat, read_libsvm, read_npz
+from ._readers import load_file, load_name_or_file, read_amat, read_libsvm, read_npz
 
 __all__ = [
     "Dataset",
@@ -14,6 +14,7 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "load_file",
+    "load_name_or_file",
     "read_amat",
     "read_libsvm",
     "read_npz",

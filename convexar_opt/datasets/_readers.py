@@ -261,3 +261,29 @@ def load_file(path, n_features=None, zero_based=False, valid_path=None, test_pat
             "columns; the highest index seen differs between the files."
         )
     return Dataset(name=str(path), **{split: splits.get(split) for split in SPLITS})
+
+
+def load_name_or_file(name, n_features=None, zero_based=False, valid_path=None, test_path=None):
+    """Load a bundled data set by name, or else a user's file by path (see :func:`load_file`).
+
+    Raises
+    ------
+    InvalidDataError
+        If ``name`` is neither a bundled data set nor an existing path.
+    """
+    from ._bundled import list_datasets, load_dataset
+
+    if name in list_datasets():
+        return load_dataset(name)
+    if os.path.exists(name):
+        return load_file(
+            name,
+            n_features=n_features,
+            zero_based=zero_based,
+            valid_path=valid_path,
+            test_path=test_path,
+        )
+    raise InvalidDataError(
+        f"--dataset {name!r} is neither a bundled data set {list_datasets()} nor an "
+        "existing file. Give a bundled name or the path of a .npz, LIBSVM or .amat file."
+    )

@@ -9,7 +9,7 @@ import numpy as np
 from .._validation import check_int, check_nonnegative
 from ..certificates import certify
 from ..data import WeightedDesign, build_design
-from ..exceptions import ConvergenceWarning, InvalidDataError, NotSolvedError, SolverError
+from ..exceptions import InvalidDataError, NotSolvedError, SolverError
 from ..objectives import gated_logits, program_objective
 from ..patterns import gate_masks, sample_gates
 from ..solvers import get_solver
