@@ -36,7 +36,7 @@ def count_logits(train_design, design, pseudo_count=0.5):
 
     The count model predicts :math:`p(1 \mid \bar x_k) = (n^1_k + a)/(n_k + 2a)` for a
     context seen in training (``a`` = ``pseudo_count``, 0.5 is the Krichevsky-Trofimov
-    estimator) and 1/2 for a context never seen. It is the best any model that sees only
+    estimator) and 1/2 for a context never seen. It is the best any model that uses only
     the window can do on the training data, up to the smoothing, so it is the reference
     every model of this package is compared with.
     """

@@ -81,14 +81,17 @@ class Settings:
         check_nonnegative(self.beta, "beta")
         check_nonnegative(self.rho, "rho")
         check_nonnegative(self.tol, "tol", allow_zero=False)
+
         check_nonnegative(self.learning_rate, "learning_rate", allow_zero=False)
         check_int(self.batch_size, "batch_size", 1)
         check_int(self.max_epochs, "max_epochs", 1)
         check_int(self.patience, "patience", 1)
         check_nonnegative(self.min_delta, "min_delta")
+
         if self.train_rows is not None:
             check_int(self.train_rows, "train_rows", 1)
         check_int(self.seed, "seed", 0, hint=" Use a non-negative integer seed.")
+
         for name, value, choices in (
             ("protocol", self.protocol, PROTOCOLS),
             ("rule", self.rule, RULES),
@@ -98,6 +101,7 @@ class Settings:
                 raise InvalidParameterError(
                     f"{name} must be one of {list(choices)}; got {value!r}."
                 )
+
         if not isinstance(self.solver_options, dict):
             raise InvalidParameterError(
                 f"solver_options must be a dict of option names to values; got "

@@ -36,7 +36,7 @@ class Dataset:
         for split in (self.train, self.valid, self.test):
             if split is not None:
                 return split.shape[1]
-        raise InvalidDataError(f"data set {self.name!r} holds no split.")
+        raise InvalidDataError(f"data set {self.name!r} contains no split.")
 
     def split(self, name):
         """Return split ``name`` or raise a clear error if the data set lacks it."""

@@ -22,7 +22,7 @@ INACCURATE_STATUSES = (OPTIMAL_INACCURATE, INFEASIBLE_INACCURATE, UNBOUNDED_INAC
 
 @dataclass
 class SolverResult:
-    """What a backend returns from one solve.
+    """Outcome of one solve by a backend.
 
     Attributes
     ----------
