@@ -155,8 +155,14 @@ class Scalings:
 
     def __init__(self, point):
         self.soc = SocScaling(point.soc_s, point.soc_z)
+        self.soc_inverse_square = self.soc.inverse_square()
         self.cone_ratio = None if point.cone_s is None else point.cone_z / point.cone_s
         self.slack_ratio = None if point.slack_s is None else point.slack_z / point.slack_s
+
+
+def _apply_square(scalings, x):
+    """Return W^{-2} x for every second-order cone (one batched product)."""
+    return np.matmul(scalings.soc_inverse_square, x[:, :, None])[:, :, 0]
 
 
 def newton_system(form, point, scalings, curvature, woodbury=None):
@@ -164,7 +170,7 @@ def newton_system(form, point, scalings, curvature, woodbury=None):
     return NewtonSystem(
         form,
         curvature,
-        scalings.soc.inverse_square(),
+        scalings.soc_inverse_square,
         scalings.cone_ratio,
         scalings.slack_ratio,
         woodbury=woodbury,
@@ -181,7 +187,7 @@ def direction(form, point, scalings, system, res, targets):
     soc = scalings.soc
 
     scaled_soc = soc.apply_inverse(soc_divide(soc.scaled, soc_target))
-    soc_vector = scaled_soc + soc.apply_inverse(soc.apply_inverse(res.primal_soc))
+    soc_vector = scaled_soc + _apply_square(scalings, res.primal_soc)
     rhs_u = -res.dual_u + soc_vector[:, 1:]
     rhs_t = -res.dual_t + soc_vector[:, 0]
     rhs_xi = None
@@ -198,7 +204,7 @@ def direction(form, point, scalings, system, res, targets):
 
     moved_soc = np.concatenate([dt[:, None], du], axis=1)
     d_soc_s = moved_soc - res.primal_soc
-    d_soc_z = soc_vector - soc.apply_inverse(soc.apply_inverse(moved_soc))
+    d_soc_z = soc_vector - _apply_square(scalings, moved_soc)
     d_cone_s = d_cone_z = d_slack_s = d_slack_z = None
     if form.paired:
         image = form.cone_map(du) + (dxi if dxi is not None else 0.0)

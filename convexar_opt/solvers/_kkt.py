@@ -21,12 +21,14 @@ identity and one K x K Cholesky factor when K < P p, else with one P p x P p fac
 """
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve
+from scipy.linalg import LinAlgError
+from scipy.linalg.lapack import dpotrf, dpotrs
 
 from ._masked_design import MaskedDesign
 
 # Largest relative residual of the reduced system accepted from the Woodbury solve.
 _WOODBURY_TOLERANCE = 1e-9
+_EXTRA_WOODBURY_REFINEMENTS = 4
 # Iterative refinement stops once the relative residual is below this.
 _REFINED_RESIDUAL = 1e-10
 
@@ -119,11 +121,23 @@ def _factor(matrix):
             # Only the diagonal changes, so no identity matrix is built.
             shifted = matrix.copy()
             shifted[diagonal] += ridge
-        try:
-            return cho_factor(shifted, lower=True, check_finite=False)
-        except LinAlgError:
-            ridge = max(ridge * 100.0, 1e-14 * scale)
+        # LAPACK is called directly: the SciPy wrappers cost more than the
+        # factorisation itself at these sizes.
+        factor, info = dpotrf(shifted, lower=1, clean=0)
+        if info == 0:
+            return factor
+        if info < 0:
+            raise ValueError(f"LAPACK dpotrf rejected argument {-info}")
+        ridge = max(ridge * 100.0, 1e-14 * scale)
     raise LinAlgError("the Newton matrix is not positive definite, even with a ridge")
+
+
+def _cholesky_solve(factor, rhs):
+    """Return x with L L^T x = rhs for the lower factor L returned by :func:`_factor`."""
+    solution, info = dpotrs(factor, rhs, lower=1)
+    if info != 0:
+        raise ValueError(f"LAPACK dpotrs rejected argument {-info}")
+    return solution
 
 
 class NewtonSystem:
@@ -205,8 +219,12 @@ class NewtonSystem:
         # I + H^{1/2} M C M^T H^{1/2} is I + F F^T (one symmetric rank-k product).
         operator = self.form.operator
         n_contexts, width = operator.matrix.shape
-        self.covariance = _batched_inverse(self.precision)
-        self.covariance_factor = np.linalg.cholesky(self.covariance)
+        # With C_i^{-1} = R_i R_i^T, L_i = R_i^{-T} factors C_i. Inverting the precision
+        # first and factoring its inverse fails near the solution, where rounding leaves
+        # the inverse of a block of condition number 1e12 indefinite.
+        root_inverse = _batched_inverse(np.linalg.cholesky(self.precision))
+        self.covariance_factor = np.swapaxes(root_inverse, 1, 2)
+        self.covariance = self.covariance_factor @ root_inverse
 
         # Writing the batched product through a (P, K, p) view of a (K, P, p) buffer
         # lays out F row by row without a separate transpose copy.
@@ -224,10 +242,10 @@ class NewtonSystem:
         if self.use_woodbury:
             spread = _apply_blocks(self.covariance, rhs)
             projected = self.root_curvature * self.form.operator.logits(spread)
-            correction = cho_solve(self.factor, projected, check_finite=False)
+            correction = _cholesky_solve(self.factor, projected)
             pulled = (correction @ self.factored).reshape(rhs.shape)
             return spread - _apply_blocks(self.covariance_factor, pulled)
-        return cho_solve(self.factor, rhs.reshape(-1), check_finite=False).reshape(rhs.shape)
+        return _cholesky_solve(self.factor, rhs.reshape(-1)).reshape(rhs.shape)
 
     def solve_weights(self, rhs):
         """Return du solving (B + E^T H E) du = rhs, for rhs of shape (n_blocks, p)."""
@@ -275,7 +293,7 @@ class NewtonSystem:
             share = self.cone_weights / (self.cone_weights + self.slack_weights)
             rhs_u = rhs_u - form.cone_adjoint(share * rhs_xi)
 
-        du = self._refined_solve(rhs_u, refinements)
+        du = self._refined_solve(rhs_u, refinements + (_EXTRA_WOODBURY_REFINEMENTS if self.use_woodbury else 0))
         if self.use_woodbury and self.residual > _WOODBURY_TOLERANCE:
             # The Woodbury form loses accuracy as the blocks grow ill-conditioned near
             # the solution; the dense Schur complement does not.
