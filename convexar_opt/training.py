@@ -24,21 +24,21 @@ and applies the stopping rule of :class:`SGDSettings` to the validation NLL.
 """
 
 import copy
-import hashlib
 import logging
 import os
-import pickle
 import time
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ._sgd_checkpoint import restore_checkpoint, run_fingerprint, write_checkpoint
+from ._sgd_settings import DTYPES, SGDResult, SGDSettings
+from ._sgd_stopping import EarlyStopping, apply_stopping_rule
 from ._validation import check_int, check_nonnegative
 from .data import WeightedDesign
-from .exceptions import InvalidDataError, InvalidParameterError, ModelFileError
+from .exceptions import InvalidDataError, InvalidParameterError
 from .patterns import gate_masks
 from .torch_model import (
     GatedAR,
@@ -52,239 +52,8 @@ from .torch_model import (
 logger = logging.getLogger(__name__)
 
 MODELS = ("nn", "ptr", "pth")
-OPTIMIZERS = ("sgd", "adam")
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 STOPPING_REASONS = ("patience", "max_epochs", "diverged")
-_CHECKPOINT_FORMAT = 1
 _FIGURES = ("train_objective", "train_nll", "valid_nll", "train_accuracy", "valid_accuracy")
-
-
-@dataclass
-class SGDSettings:
-    """Settings of :func:`train_sgd`.
-
-    The defaults are Adam at learning rate 1e-3 with batches of 100 rows and averaged
-    iterates. Adam's steps do not depend on the scale of the objective, so they are the
-    same whether the batch objective is read per row or per vector. :meth:`paper` gives
-    Gabbur et al.'s plain SGD at learning rate 1e-3 instead. In the per-row units of
-    this module its steps are T times smaller than the same rate on the per-vector
-    objective, so it needs many more epochs.
-
-    Attributes
-    ----------
-    learning_rate : float, default=1e-3
-        Step size, in the per-row units of the batch objective (module docstring).
-    batch_size : int, default=100
-        Rows per mini-batch. The last batch of an epoch may be smaller.
-    optimizer : {"sgd", "adam"}, default="adam"
-        ``torch.optim.SGD`` without momentum, or ``torch.optim.Adam`` with its defaults.
-    max_epochs : int, default=200
-        Upper limit on the number of epochs.
-    patience : int, default=5
-        Stop after this many epochs in a row whose validation NLL is not below
-        ``(1 - min_delta)`` times the reference, where the reference is the validation
-        NLL of the last epoch that was.
-    min_delta : float, default=1e-3
-        Relative improvement of the validation NLL that resets the patience counter.
-    average_iterates : bool, default=True
-        Evaluate and keep the mean of the iterates of each epoch instead of the last
-        iterate. Training itself continues from the last iterate.
-    lr_decays : int, default=0
-        Number of times the patience rule lowers the learning rate by
-        ``lr_decay_factor`` and resets its counter before it stops training.
-    lr_decay_factor : float, default=0.1
-        Factor in (0, 1) applied to the learning rate at each decay.
-    dtype : {"float32", "float64"}, default="float64"
-        Precision of the training arithmetic. Evaluation always runs in float64.
-    device : str, default="auto"
-        ``"auto"`` picks CUDA when available, else the CPU. Any ``torch.device`` string
-        is accepted.
-    seed : int, default=0
-        Seed of the private generator for initial weights and batch permutations.
-    """
-
-    learning_rate: float = 1e-3
-    batch_size: int = 100
-    optimizer: str = "adam"
-    max_epochs: int = 200
-    patience: int = 5
-    min_delta: float = 1e-3
-    average_iterates: bool = True
-    lr_decays: int = 0
-    lr_decay_factor: float = 0.1
-    dtype: str = "float64"
-    device: str = "auto"
-    seed: int = 0
-
-    def __post_init__(self):
-        self.learning_rate = check_nonnegative(
-            self.learning_rate, "learning_rate", allow_zero=False
-        )
-        self.batch_size = check_int(self.batch_size, "batch_size", 1)
-        self.max_epochs = check_int(self.max_epochs, "max_epochs", 1)
-        self.patience = check_int(self.patience, "patience", 1)
-        self.min_delta = check_nonnegative(self.min_delta, "min_delta")
-        self.lr_decays = check_int(self.lr_decays, "lr_decays", 0)
-        self.seed = check_int(self.seed, "seed", 0)
-
-        factor = check_nonnegative(self.lr_decay_factor, "lr_decay_factor", allow_zero=False)
-        if factor >= 1.0:
-            raise InvalidParameterError(f"lr_decay_factor must be in (0, 1); got {factor}.")
-        self.lr_decay_factor = factor
-        if self.optimizer not in OPTIMIZERS:
-            raise InvalidParameterError(
-                f"optimizer must be one of {list(OPTIMIZERS)}; got {self.optimizer!r}."
-            )
-        if self.dtype not in DTYPES:
-            raise InvalidParameterError(f"dtype must be one of {list(DTYPES)}; got {self.dtype!r}.")
-        if not isinstance(self.average_iterates, bool):
-            raise InvalidParameterError(
-                f"average_iterates must be True or False; got {self.average_iterates!r}."
-            )
-        if not isinstance(self.device, str):
-            raise InvalidParameterError(
-                f"device must be a string such as 'auto', 'cpu' or 'cuda'; got {self.device!r}."
-            )
-
-    @classmethod
-    def paper(cls, **overrides):
-        """Return Gabbur et al.'s settings: plain SGD, learning rate 1e-3, batch 100, last iterate.
-
-        Gabbur et al. do not say how their loss was reduced, so this method reads their
-        learning rate in the per-row units of PyTorch's default mean-reduced loss.
-        """
-        options = {
-            "optimizer": "sgd",
-            "learning_rate": 1e-3,
-            "batch_size": 100,
-            "average_iterates": False,
-        }
-        options.update(overrides)
-        return cls(**options)
-
-    def torch_device(self):
-        """Return the torch device that ``device`` selects."""
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            return torch.device(self.device)
-        except RuntimeError as error:
-            raise InvalidParameterError(
-                f"device {self.device!r} is not a valid torch device ({error}). Use 'auto', "
-                "'cpu' or 'cuda'."
-            ) from error
-
-
-@dataclass
-class SGDResult:
-    """Outcome of :func:`train_sgd`.
-
-    Attributes
-    ----------
-    model : str
-        ``"nn"``, ``"ptr"`` or ``"pth"``.
-    module : torch.nn.Module
-        The weights of the best epoch as a float64 module on the training device.
-    weights : dict of str to ndarray
-        The same weights as NumPy float64 arrays: ``{"U", "alpha"}`` for nn and
-        ``{"v", "w"}`` for ptr (with ``w = 0``) and pth.
-    history : list of dict
-        One record per epoch, epoch 0 being the initial weights: ``epoch``,
-        ``iterations`` so far, ``learning_rate`` (from epoch 1), ``train_objective``,
-        ``train_nll``, ``valid_nll`` (nats per vector), ``train_accuracy``,
-        ``valid_accuracy`` (count-weighted, predicting 1 when the logit is > 0) and
-        ``seconds`` since the start.
-    epochs : int
-        Epochs run.
-    iterations : int
-        Mini-batch steps run.
-    seconds : float
-        Wall-clock seconds of training and per-epoch evaluation.
-    converged : bool
-        Whether the patience rule stopped training.
-    stopping_reason : str
-        ``"patience"``, ``"max_epochs"`` or ``"diverged"`` (non-finite weights or objective).
-    best_epoch : int
-        Epoch whose weights are kept: the one with the lowest validation NLL.
-    beta, rho : float
-        Penalty weights in the units of the convex programs. rho is 0 for nn and ptr.
-    gates : ndarray of shape (n_patterns, n_weights) or None
-        Gate vectors of ptr and pth.
-    settings : SGDSettings
-    """
-
-    model: str
-    module: torch.nn.Module
-    weights: dict
-    history: list
-    epochs: int
-    iterations: int
-    seconds: float
-    converged: bool
-    stopping_reason: str
-    best_epoch: int
-    beta: float
-    rho: float
-    gates: np.ndarray | None = None
-    settings: SGDSettings = field(default_factory=SGDSettings)
-
-    def to_dict(self):
-        """Return the result without the module, as JSON-serialisable lists and numbers."""
-        return {
-            "model": self.model,
-            "weights": {name: array.tolist() for name, array in self.weights.items()},
-            "gates": None if self.gates is None else self.gates.tolist(),
-            "history": [dict(record) for record in self.history],
-            "epochs": self.epochs,
-            "iterations": self.iterations,
-            "seconds": self.seconds,
-            "converged": self.converged,
-            "stopping_reason": self.stopping_reason,
-            "best_epoch": self.best_epoch,
-            "beta": self.beta,
-            "rho": self.rho,
-            "settings": asdict(self.settings),
-        }
-
-
-class _EarlyStopping:
-    """Patience rule on the validation NLL that also keeps the weights of the best epoch."""
-
-    def __init__(self, patience, min_delta):
-        self.patience = patience
-        self.min_delta = min_delta
-        self.best_nll = float("inf")
-        self.best_epoch = 0
-        self.best_state = None
-        self.reference = float("inf")
-        self.stale_epochs = 0
-
-    def update(self, epoch, nll, module):
-        """Record one epoch and return True when the patience has run out."""
-        if nll < self.best_nll:
-            self.best_nll = nll
-            self.best_epoch = epoch
-            self.best_state = copy.deepcopy(module.state_dict())
-
-        if not np.isfinite(self.reference) or nll < (1.0 - self.min_delta) * self.reference:
-            self.reference = nll
-            self.stale_epochs = 0
-        else:
-            self.stale_epochs += 1
-        return self.stale_epochs >= self.patience
-
-    def state_dict(self):
-        return {
-            "best_nll": self.best_nll,
-            "best_epoch": self.best_epoch,
-            "best_state": self.best_state,
-            "reference": self.reference,
-            "stale_epochs": self.stale_epochs,
-        }
-
-    def load_state_dict(self, state):
-        for name, value in state.items():
-            setattr(self, name, value)
 
 
 def _check_design(design, name):
@@ -436,56 +205,6 @@ def _make_optimizer(settings, module):
     return torch.optim.Adam(module.parameters(), lr=settings.learning_rate)
 
 
-def _fingerprint(model, train_design, valid_design, gates, hidden_units, beta, rho, settings):
-    """Return a digest of everything a resumed run must share with the saved one."""
-    digest = hashlib.sha256()
-    for design in (train_design, valid_design):
-        for array in (design.contexts, design.ones, design.zeros):
-            digest.update(np.ascontiguousarray(array).tobytes())
-        digest.update(repr((design.n_vectors, design.n_positions, design.intercept)).encode())
-    if gates is not None:
-        digest.update(np.ascontiguousarray(gates).tobytes())
-
-    # A resumed run may move to another device or raise max_epochs, nothing else.
-    fixed_settings = {
-        name: value
-        for name, value in asdict(settings).items()
-        if name not in ("device", "max_epochs")
-    }
-    digest.update(repr((model, hidden_units, beta, rho, sorted(fixed_settings.items()))).encode())
-    return digest.hexdigest()
-
-
-def _save_checkpoint(path, state):
-    """Write to a temporary file and rename it, so an interruption keeps the previous checkpoint."""
-    temporary = f"{os.fspath(path)}.tmp"
-    torch.save(state, temporary)
-    os.replace(temporary, path)
-
-
-def _load_checkpoint(path, fingerprint):
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
-        raise ModelFileError(
-            f"cannot read checkpoint {os.fspath(path)!r}: torch.load failed with "
-            f"{type(error).__name__}. Delete the file or pass resume=False to start again."
-        ) from error
-
-    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
-        raise ModelFileError(
-            f"{os.fspath(path)!r} is not a train_sgd checkpoint of format "
-            f"{_CHECKPOINT_FORMAT}. Delete it or pass resume=False."
-        )
-    if state.get("fingerprint") != fingerprint:
-        raise InvalidParameterError(
-            f"checkpoint {os.fspath(path)!r} was written for another model, data, gates, "
-            "beta, rho or settings. Only device and max_epochs may change on resume. Pass "
-            "the arguments of the saved run, or resume=False to start again."
-        )
-    return state
-
-
 def _train_epoch(
     model, module, optimizer, sampler, generator, settings, beta_per_row, rho_per_vector
 ):
@@ -504,26 +223,6 @@ def _train_epoch(
                 for mean, parameter in pairs:
                     mean.lerp_(parameter, 1.0 / steps)
     return averaged, steps
-
-
-def _apply_stopping_rule(model, record, evaluated, stopping, optimizer, settings, run):
-    """Set ``run["stopping_reason"]`` when training must stop, or lower the learning rate."""
-    if not np.isfinite(record["train_objective"]):
-        run["stopping_reason"] = "diverged"
-    elif stopping.update(record["epoch"], record["valid_nll"], evaluated):
-        if run["lr_decays_done"] < settings.lr_decays:
-            run["lr_decays_done"] += 1
-            stopping.stale_epochs = 0
-            for group in optimizer.param_groups:
-                group["lr"] *= settings.lr_decay_factor
-            logger.info(
-                "%s epoch %d: learning rate lowered to %g",
-                model, record["epoch"], optimizer.param_groups[0]["lr"],
-            )
-        else:
-            run["stopping_reason"] = "patience"
-    elif record["epoch"] >= settings.max_epochs:
-        run["stopping_reason"] = "max_epochs"
 
 
 def train_sgd(
@@ -610,8 +309,8 @@ def train_sgd(
     )
     optimizer = _make_optimizer(settings, module)
     sampler = _RowSampler(train_design, gates, dtype, device)
-    stopping = _EarlyStopping(settings.patience, settings.min_delta)
-    fingerprint = _fingerprint(
+    stopping = EarlyStopping(settings.patience, settings.min_delta)
+    fingerprint = run_fingerprint(
         model, train_design, valid_design, gates, hidden_units, beta, rho, settings
     )
     run = {
@@ -624,12 +323,9 @@ def train_sgd(
     }
 
     if resume and os.path.exists(checkpoint_path):
-        state = _load_checkpoint(checkpoint_path, fingerprint)
-        module.load_state_dict(state["module"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        stopping.load_state_dict(state["stopping"])
-        run = state["run"]
+        run = restore_checkpoint(
+            checkpoint_path, fingerprint, module, optimizer, generator, stopping
+        )
         if run["stopping_reason"] == "max_epochs" and run["epoch"] < settings.max_epochs:
             run["stopping_reason"] = None
         logger.info(
@@ -683,20 +379,10 @@ def train_sgd(
         bar.set_postfix(valid_nll=f"{record['valid_nll']:.4f}")
         logger.debug("%s epoch %d: %s", model, run["epoch"], record)
 
-        _apply_stopping_rule(model, record, evaluated, stopping, optimizer, settings, run)
+        apply_stopping_rule(model, record, evaluated, stopping, optimizer, settings, run)
         if checkpoint_path is not None:
-            _save_checkpoint(
-                checkpoint_path,
-                {
-                    "format": _CHECKPOINT_FORMAT,
-                    "fingerprint": fingerprint,
-                    "module": module.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "generator": generator.get_state(),
-                    "stopping": stopping.state_dict(),
-                    "run": run,
-                    "settings": asdict(settings),
-                },
+            write_checkpoint(
+                checkpoint_path, fingerprint, module, optimizer, generator, stopping, run, settings
             )
     bar.close()
 
