@@ -179,6 +179,63 @@ def test_fista_matches_ipm_on_relaxed(mushrooms):
     assert fista_value == pytest.approx(ipm_value, rel=1e-7)
 
 
+def test_fista_torch_cpu_matches_numpy(mushrooms):
+    problem = build("relaxed", mushrooms)
+    numpy_value = problem.solve(solver="FISTA", tol=1e-8, warm_start=False)
+    numpy_iterations = problem.solver_stats.iterations
+    numpy_z = problem.solution.v.copy()
+
+    torch_value = problem.solve(solver="FISTA", tol=1e-8, warm_start=False, device="cpu")
+    assert problem.status == "optimal"
+    assert problem.certificate.relative_gap <= 1e-8
+    assert problem.solver_stats.iterations == numpy_iterations
+    assert torch_value == pytest.approx(numpy_value, rel=1e-12)
+    np.testing.assert_allclose(problem.solution.v, numpy_z, rtol=1e-9, atol=1e-12)
+
+
+def test_fista_torch_warm_start_saves_iterations(mushrooms):
+    problem = build("relaxed", mushrooms, beta=1e-2)
+    problem.solve(solver="FISTA", tol=1e-8, device="cpu")
+    problem.beta = 5e-3
+    problem.solve(solver="FISTA", tol=1e-8, device="cpu")
+    warm_iterations = problem.solver_stats.iterations
+    problem.solve(solver="FISTA", tol=1e-8, warm_start=False, device="cpu")
+    assert warm_iterations < problem.solver_stats.iterations
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("gpu0", "device 'gpu0' is not a valid torch device"),
+        (3, "device must be a string such as 'auto', 'cpu' or 'cuda'; got 3"),
+    ],
+)
+def test_fista_invalid_device_rejected(mushrooms, device, message):
+    problem = build("relaxed", mushrooms)
+    with pytest.raises(InvalidParameterError, match=message):
+        problem.solve(solver="FISTA", device=device)
+
+
+def test_fista_cuda_without_cuda_rejected(mushrooms):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    problem = build("relaxed", mushrooms)
+    with pytest.raises(InvalidParameterError, match="device 'cuda' needs CUDA"):
+        problem.solve(solver="FISTA", device="cuda")
+
+
+def test_fista_on_cuda_matches_numpy(mushrooms):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    problem = build("relaxed", mushrooms)
+    numpy_value = problem.solve(solver="FISTA", tol=1e-8, warm_start=False)
+    cuda_value = problem.solve(solver="FISTA", tol=1e-8, warm_start=False, device="cuda")
+    assert problem.certificate.relative_gap <= 1e-8
+    assert cuda_value == pytest.approx(numpy_value, rel=1e-7)
+
+
 def test_ipm_on_real_window_ten():
     design_source = load_dataset("dna").train[:300]
     problem = ExactProblem(design_source, window=10, n_patterns=20, beta=1e-3, random_state=3)
@@ -278,14 +335,16 @@ def test_beta_zero_fista_separable_raises(mushrooms):
         problem.solve(solver="FISTA")
 
 
-@pytest.mark.parametrize("solver", ["IPM", "FISTA"])
-def test_beta_zero_with_minimiser_not_certified(solver):
+@pytest.mark.parametrize(
+    ("solver", "options"), [("IPM", {}), ("FISTA", {}), ("FISTA", {"device": "cpu"})]
+)
+def test_beta_zero_with_minimiser_not_certified(solver, options):
     rng = np.random.default_rng(0)
     X = (rng.random((300, 12)) < 0.5).astype(np.uint8)
     problem = RelaxedProblem(X, window=3, n_patterns=4, beta=0.0, random_state=0)
     assert np.all((problem.design.ones > 0) & (problem.design.zeros > 0))
     with pytest.warns(ConvergenceWarning) as record:
-        value = problem.solve(solver=solver)
+        value = problem.solve(solver=solver, **options)
     assert_warned(record, "with beta = 0 the duality-gap certificate cannot close")
     assert problem.status == "optimal_inaccurate"
     assert np.isfinite(value)
