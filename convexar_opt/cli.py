@@ -287,10 +287,17 @@ def run_fit(args):
     print_table([result])
     if result.certificate:
         cert = result.certificate
+        violation = f"constraint violation {cert['constraint_violation']:.3e}"
+        if cert["program"] == "relaxed":
+            # The relaxed program has no constraints; the figure is for the exact one's cones.
+            violation = (
+                f"violation of the exact program's cone constraints "
+                f"{cert['constraint_violation']:.3e}"
+            )
         print(
             f"certificate ({cert['program']} program): primal {cert['primal']:.10g}, dual "
             f"{cert['dual']:.10g}, gap {cert['gap']:.3e} (relative {cert['relative_gap']:.3e}), "
-            f"constraint violation {cert['constraint_violation']:.3e}"
+            f"{violation}"
         )
     if args.json:
         _write_json(args.json, result.to_dict())

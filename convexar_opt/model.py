@@ -81,6 +81,14 @@ class FittedModel:
             raise InvalidParameterError(f"a {self.kind!r} model needs its gate vectors.")
         self._check_shapes()
 
+    def __repr__(self):
+        shapes = ", ".join(f"{name}: {np.shape(value)}" for name, value in self.weights.items())
+        gates = "None" if self.gates is None else str(np.shape(self.gates))
+        return (
+            f"FittedModel(kind={self.kind!r}, window={self.window}, intercept={self.intercept}, "
+            f"rule={self.rule!r}, weights={{{shapes}}}, gates={gates})"
+        )
+
     def _check_shapes(self):
         """Raise InvalidParameterError when an array does not fit the window and intercept."""
         window = check_int(self.window, "window", 1)

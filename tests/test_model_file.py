@@ -33,6 +33,14 @@ def test_save_load_round_trip(fitted, small_design, tmp_path):
     np.testing.assert_array_equal(loaded.logits(small_design), fitted.logits(small_design))
 
 
+def test_repr_lists_shapes_not_values(fitted):
+    text = repr(fitted)
+    assert text == (
+        "FittedModel(kind='relaxed', window=3, intercept=True, rule='gated', "
+        "weights={v: (4, 4), w: (4, 4)}, gates=(4, 4))"
+    )
+
+
 def test_model_file_has_no_pickle(fitted, tmp_path):
     path = tmp_path / "model.npz"
     fitted.save(path)

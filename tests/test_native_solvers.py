@@ -206,8 +206,10 @@ def test_fista_torch_warm_start_saves_iterations(mushrooms):
 @pytest.mark.parametrize(
     ("device", "message"),
     [
-        ("gpu0", "device 'gpu0' is not a valid torch device"),
-        (3, "device must be a string such as 'auto', 'cpu' or 'cuda'; got 3"),
+        ("gpu0", "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got 'gpu0'"),
+        ("mps", "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got 'mps'"),
+        ("meta", "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got 'meta'"),
+        (3, "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got 3"),
     ],
 )
 def test_fista_invalid_device_rejected(mushrooms, device, message):

@@ -70,8 +70,9 @@ def dataset_path(name):
     table = _checksums()
     if name not in table:
         raise InvalidDataError(
-            f"unknown data set {name!r}. Bundled data sets: {sorted(table)}; or pass the "
-            "path of a .npz, LIBSVM or .amat file."
+            f"unknown data set {name!r}. Bundled data sets: {sorted(table)}. To read a "
+            ".npz, LIBSVM or .amat file, use convexar_opt.datasets.load_file(path) (the CLI's "
+            "--dataset accepts either)."
         )
     return _data_folder() / table[name]["file"]
 

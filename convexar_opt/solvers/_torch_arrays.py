@@ -12,6 +12,8 @@ and each iteration takes about twice as long. The CUDA path is the same code, no
 run on a GPU.
 """
 
+import re
+
 import numpy as np
 
 from ..exceptions import InvalidParameterError
@@ -21,24 +23,22 @@ def torch_device(name):
     """Return the ``torch.device`` that ``name`` selects; ``"auto"`` picks CUDA when available."""
     import torch
 
-    if not isinstance(name, str):
+    accepted = isinstance(name, str) and (
+        name in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", name) is not None
+    )
+    if not accepted:
         raise InvalidParameterError(
-            f"device must be a string such as 'auto', 'cpu' or 'cuda'; got {name!r}."
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {name!r}. Leave it "
+            "unset to run on NumPy."
         )
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise InvalidParameterError(
-            f"device {name!r} is not a valid torch device ({error}). Use 'auto', 'cpu' or 'cuda'."
-        ) from error
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if name.startswith("cuda") and not torch.cuda.is_available():
         raise InvalidParameterError(
             f"device {name!r} needs CUDA, which this PyTorch build cannot use. Use 'cpu', "
             "'auto', or leave device unset to run on NumPy."
         )
-    return device
+    return torch.device(name)
 
 
 class TorchArrays:
@@ -48,8 +48,8 @@ class TorchArrays:
     ----------
     operator : MaskedDesign
         The masked design to copy to the device.
-    device : str
-        ``"auto"``, ``"cpu"``, ``"cuda"`` or any other ``torch.device`` string.
+    device : {"auto", "cpu", "cuda", "cuda:N"}
+        Where the tensors live; ``"auto"`` picks CUDA when available.
     """
 
     def __init__(self, operator, device):

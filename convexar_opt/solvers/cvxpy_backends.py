@@ -214,9 +214,11 @@ def warn_inaccurate(name, status, problem, certificate=None):
     else:
         detail = (
             f"the certificate of the returned point shows a relative duality gap of "
-            f"{certificate.relative_gap:.1e} and a constraint violation of "
-            f"{certificate.constraint_violation:.1e}"
+            f"{certificate.relative_gap:.1e}"
         )
+        # The relaxed program has no cone constraints, so its violation is only informative.
+        if certificate.program != "relaxed":
+            detail += f" and a constraint violation of {certificate.constraint_violation:.1e}"
     warnings.warn(
         f"solver {name!r} ended with status {status!r} on {problem!r}; {detail}. Check "
         "problem.certificate, raise the iteration limit, or try another solver.",
