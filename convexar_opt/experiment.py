@@ -467,10 +467,10 @@ def check_solver(model, settings):
     Raises
     ------
     SolverNotInstalledError
-        If the solver is unknown, not installed, not licensed or does not support the
-        model's program.
+        If the solver is not installed or not licensed.
     InvalidParameterError
-        If a solver option is unknown to the solver.
+        If the solver is unknown, does not support the model's program, or does not
+        know one of the options.
     """
     if model not in CONVEX_MODELS:
         return

@@ -14,7 +14,6 @@ from convexar_opt import (
     InvalidParameterError,
     RelaxedProblem,
     SolverError,
-    SolverNotInstalledError,
     certify,
 )
 from convexar_opt.datasets import load_dataset
@@ -80,7 +79,7 @@ def test_default_solver_is_ipm(program):
 
 def test_fista_only_relaxed():
     assert get_solver("FISTA", "relaxed").name == "FISTA"
-    with pytest.raises(SolverNotInstalledError, match="does not support the exact program"):
+    with pytest.raises(InvalidParameterError, match="does not support the exact program"):
         get_solver("FISTA", "exact")
 
 

@@ -109,7 +109,7 @@ def test_solution_before_solve_raises(small_design):
 
 def test_unknown_solver_lists_installed(small_design):
     problem = RelaxedProblem(small_design, n_patterns=3, random_state=0)
-    with pytest.raises(SolverNotInstalledError, match=r"unknown solver 'GUROBY'.*CLARABEL"):
+    with pytest.raises(InvalidParameterError, match=r"unknown solver 'GUROBY'.*CLARABEL"):
         problem.solve(solver="GUROBY")
 
 

@@ -5,7 +5,7 @@ native solvers come first; CVXPY backends are chosen by name (``'SCS'``,
 ``'CLARABEL'``, ``'ECOS'``, ``'MOSEK'``).
 """
 
-from ..exceptions import SolverNotInstalledError
+from ..exceptions import InvalidParameterError, SolverNotInstalledError
 from .base import Solver, SolverResult
 from .cvxpy_backends import ClarabelSolver, EcosSolver, MosekSolver, ScsSolver
 from .fista import FistaSolver
@@ -50,9 +50,12 @@ def get_solver(name, program):
 
     Raises
     ------
+    InvalidParameterError
+        If the name is unknown or the solver does not support the program.
     SolverNotInstalledError
-        If the name is unknown, the solver is not installed or not licensed, or it does
-        not support the program; the message lists the installed alternatives.
+        If the solver is not installed or not licensed.
+
+    Both messages list the installed alternatives.
     """
     candidates = installed_solvers(program)
     if name is None:
@@ -62,7 +65,7 @@ def get_solver(name, program):
 
     key = str(name).upper()
     if key not in _REGISTRY:
-        raise SolverNotInstalledError(
+        raise InvalidParameterError(
             f"unknown solver {name!r}. Registered solvers: {available_solvers()}; "
             f"installed for the {program} program: {candidates}."
         )
@@ -73,7 +76,7 @@ def get_solver(name, program):
             f"Install it, or use an installed solver: {candidates}."
         )
     if program not in solver.programs:
-        raise SolverNotInstalledError(
+        raise InvalidParameterError(
             f"solver {key!r} does not support the {program} program; use one of {candidates}."
         )
     solver.check_usable()
