@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from ._devices import torch_device
 from ._validation import check_int, check_nonnegative
 from .exceptions import InvalidParameterError
 
@@ -117,15 +118,7 @@ class SGDSettings:
 
     def torch_device(self):
         """Return the torch device that ``device`` selects."""
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            return torch.device(self.device)
-        except RuntimeError as error:
-            raise InvalidParameterError(
-                f"device {self.device!r} is not a valid torch device ({error}). Use 'auto', "
-                "'cpu' or 'cuda'."
-            ) from error
+        return torch_device(self.device)
 
 
 @dataclass

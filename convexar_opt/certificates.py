@@ -159,11 +159,16 @@ def project_to_cones(design, masks, v):
     return projected
 
 
+def context_prior(design):
+    """Return each context's fraction of targets equal to 1 (0 for a context with no rows)."""
+    counts = design.counts
+    return np.divide(design.ones, counts, out=np.zeros_like(counts), where=counts > 0)
+
+
 def dual_value(design, logits, scale):
     r"""Return :math:`-L^*(\theta \nabla L(a))`, a dual objective value, in nats per vector."""
     counts = design.counts
-    prior = np.divide(design.ones, counts, out=np.zeros_like(counts), where=counts > 0)
-    fitted = scale * sigmoid(logits) + (1.0 - scale) * prior
+    fitted = scale * sigmoid(logits) + (1.0 - scale) * context_prior(design)
     return float(np.sum(counts * binary_entropy(fitted)) / design.n_vectors)
 
 

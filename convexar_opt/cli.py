@@ -289,7 +289,7 @@ def run_fit(args):
         cert = result.certificate
         violation = f"constraint violation {cert['constraint_violation']:.3e}"
         if cert["program"] == "relaxed":
-            # The relaxed program has no constraints; the figure is for the exact one's cones.
+            # The relaxed program has no constraints, so this is for the exact program's cones.
             violation = (
                 f"violation of the exact program's cone constraints "
                 f"{cert['constraint_violation']:.3e}"

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from . import __version__
+from ._devices import check_device
 from ._validation import check_int, check_nonnegative
 from .data import balance_design, build_design, subsample_design
 from .evaluation import accuracy, nll_per_vector
@@ -109,38 +110,6 @@ class Settings:
             )
         check_device(self.device)
         return self
-
-
-def check_device(device):
-    """Raise InvalidParameterError for a device string that SGD training cannot use here.
-
-    ``"auto"`` and ``"cpu"`` are always accepted. Other strings must parse as a
-    ``torch.device``, and a CUDA device needs a GPU that PyTorch can see.
-    """
-    if not isinstance(device, str) or not device:
-        raise InvalidParameterError(
-            f"device must be 'auto', 'cpu' or a CUDA device such as 'cuda'; got {device!r}."
-        )
-    if device in ("auto", "cpu"):
-        return
-    try:
-        import torch
-    except ImportError:
-        raise InvalidParameterError(
-            f"device {device!r} needs PyTorch, which is not installed. Install torch, or "
-            "use device 'auto' or 'cpu'."
-        ) from None
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        raise InvalidParameterError(
-            f"device {device!r} is not a valid torch device. Use 'auto', 'cpu' or 'cuda'."
-        ) from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidParameterError(
-            f"device {device!r} was requested, but PyTorch {torch.__version__} sees no CUDA "
-            "GPU on this machine. Use device 'cpu', or 'auto', which falls back to the CPU."
-        )
 
 
 def protocol_settings(model, settings):

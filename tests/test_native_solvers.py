@@ -222,7 +222,7 @@ def test_fista_cuda_without_cuda_rejected(mushrooms):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     problem = build("relaxed", mushrooms)
-    with pytest.raises(InvalidParameterError, match="device 'cuda' needs CUDA"):
+    with pytest.raises(InvalidParameterError, match=r"device 'cuda' was requested, but PyTorch .* sees no CUDA GPU"):
         problem.solve(solver="FISTA", device="cuda")
 
 

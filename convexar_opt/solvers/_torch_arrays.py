@@ -16,13 +16,17 @@ import re
 
 import numpy as np
 
+from .._devices import torch_device
+from ..certificates import context_prior
 from ..exceptions import InvalidParameterError
 
 
-def torch_device(name):
-    """Return the ``torch.device`` that ``name`` selects; ``"auto"`` picks CUDA when available."""
-    import torch
+def fista_device(name):
+    """Return the ``torch.device`` of FISTA's ``device`` option.
 
+    Only CPU and CUDA devices are accepted: FISTA runs in float64, and other device
+    types were not checked for it.
+    """
     accepted = isinstance(name, str) and (
         name in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", name) is not None
     )
@@ -31,14 +35,7 @@ def torch_device(name):
             f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {name!r}. Leave it "
             "unset to run on NumPy."
         )
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidParameterError(
-            f"device {name!r} needs CUDA, which this PyTorch build cannot use. Use 'cpu', "
-            "'auto', or leave device unset to run on NumPy."
-        )
-    return torch.device(name)
+    return torch_device(name)
 
 
 class TorchArrays:
@@ -56,7 +53,7 @@ class TorchArrays:
         import torch
 
         self.torch = torch
-        self.device = torch_device(device)
+        self.device = fista_device(device)
         design = operator.design
 
         def tensor(array):
@@ -64,13 +61,10 @@ class TorchArrays:
 
         self.shape = (operator.n_patterns, operator.n_weights)
         self.matrix = tensor(operator.matrix)
-        self.counts = tensor(operator.counts)
+        self.counts = tensor(design.counts)
         self.ones = tensor(design.ones)
         self.zeros = tensor(design.zeros)
-        counts = design.counts
-        self.prior = tensor(
-            np.divide(design.ones, counts, out=np.zeros_like(counts, dtype=float), where=counts > 0)
-        )
+        self.prior = tensor(context_prior(design))
         self.n_vectors = float(operator.n_vectors)
 
     def start(self, z):
@@ -126,6 +120,7 @@ class TorchArrays:
         primal = float(loss) / self.n_vectors + beta * float(penalty)
 
         fitted = torch.clamp(scale * torch.sigmoid(logits) + (1.0 - scale) * self.prior, 0.0, 1.0)
-        entropy = -torch.special.xlogy(fitted, fitted) - torch.special.xlogy(1.0 - fitted, 1.0 - fitted)
+        xlogy = torch.special.xlogy
+        entropy = -xlogy(fitted, fitted) - xlogy(1.0 - fitted, 1.0 - fitted)
         dual = float((self.counts * entropy).sum()) / self.n_vectors
         return (primal - dual) / max(abs(primal), np.finfo(float).tiny)

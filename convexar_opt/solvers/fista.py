@@ -21,7 +21,7 @@ from .._validation import check_int
 from ..certificates import certify, dual_value
 from ._masked_design import MaskedDesign
 from ._native import CONVERGED, ITERATION_LIMIT, UNCERTIFIABLE, NativeSolver, RunOutcome
-from ._torch_arrays import TorchArrays, torch_device
+from ._torch_arrays import TorchArrays, fista_device
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,17 @@ def relaxed_gap(operator, beta, z):
 
 
 def run_fista(
-    operator, beta, start, *, tol, max_iter, check_every, log, log_every, lipschitz=None, arrays=None
+    operator,
+    beta,
+    start,
+    *,
+    tol,
+    max_iter,
+    check_every,
+    log,
+    log_every,
+    lipschitz=None,
+    arrays=None,
 ):
     """Run FISTA with gradient restart from ``start`` until the relative gap is <= tol.
 
@@ -73,7 +83,7 @@ def run_fista(
     lipschitz : float or None, default=None
         The Lipschitz constant L_6 when already known.
     arrays : NumpyArrays, TorchArrays or None, default=None
-        Where the iterations run; None means NumPy on ``operator``.
+        Where the iterations run. None means NumPy on ``operator``.
 
     Returns
     -------
@@ -202,7 +212,7 @@ class FistaSolver(NativeSolver):
     def _read_extra_options(self, options):
         device = options.get("device")
         if device is not None:
-            torch_device(device)
+            fista_device(device)
         return {
             "check_every": check_int(options.get("check_every", 10), "check_every", 1),
             "device": device,
