@@ -77,7 +77,8 @@ def time_native(problem, tol, repeats):
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            problem.solve(solver="IPM", warm_start=False, tol=tol)
+            # blas_threads=None lets --threads govern the native solver as well as CVXPY.
+            problem.solve(solver="IPM", warm_start=False, tol=tol, blas_threads=None)
         seconds = time.perf_counter() - start
         if best is None or seconds < best.seconds:
             best = Run(

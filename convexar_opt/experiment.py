@@ -25,6 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
+from threadpoolctl import threadpool_info
 
 from . import __version__
 from ._devices import check_device
@@ -168,6 +169,13 @@ def package_versions():
         name: os.environ.get(name)
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
     }
+    # These are the pools outside a solve. During one, the native solvers limit BLAS to
+    # their blas_threads option.
+    versions["blas_threads"] = [
+        {"library": pool["internal_api"], "threads": pool["num_threads"]}
+        for pool in threadpool_info()
+        if pool["user_api"] == "blas"
+    ]
     try:
         import torch
 

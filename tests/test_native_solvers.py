@@ -1,5 +1,6 @@
 """Tests of the native solvers (IPM, FISTA), their certificates, warm starts and polishing."""
 
+import logging
 import warnings
 
 import numpy as np
@@ -235,6 +236,48 @@ def test_fista_on_cuda_matches_numpy(mushrooms):
     cuda_value = problem.solve(solver="FISTA", tol=1e-8, warm_start=False, device="cuda")
     assert problem.certificate.relative_gap <= 1e-8
     assert cuda_value == pytest.approx(numpy_value, rel=1e-7)
+
+
+def _blas_pool_sizes():
+    from threadpoolctl import threadpool_info
+
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_blas_threads_limited_during_solve(mushrooms):
+    from threadpoolctl import threadpool_limits
+
+    seen = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record):
+            seen.append(_blas_pool_sizes())
+
+    problem = build("exact", mushrooms)
+    handler = Recorder()
+    solver_logger = logging.getLogger("convexar_opt.solvers._native")
+    level = solver_logger.level
+    solver_logger.setLevel(logging.INFO)
+    solver_logger.addHandler(handler)
+    try:
+        with threadpool_limits(limits=2, user_api="blas"):
+            before = _blas_pool_sizes()
+            problem.solve(solver="IPM", blas_threads=1, verbose=True)
+            after = _blas_pool_sizes()
+    finally:
+        solver_logger.removeHandler(handler)
+        solver_logger.setLevel(level)
+
+    assert seen
+    assert all(size == 1 for sizes in seen for size in sizes)
+    assert after == before
+
+
+@pytest.mark.parametrize("value", [0, 1.5, "two"])
+def test_blas_threads_invalid_rejected(mushrooms, value):
+    problem = build("relaxed", mushrooms)
+    with pytest.raises(InvalidParameterError, match="blas_threads must be an integer"):
+        problem.solve(solver="FISTA", blas_threads=value)
 
 
 def test_ipm_on_real_window_ten():

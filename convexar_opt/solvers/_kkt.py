@@ -129,7 +129,10 @@ def _factor(matrix):
         if info == 0:
             return factor
         if info < 0:
-            raise ValueError(f"LAPACK dpotrf rejected argument {-info}")
+            raise ValueError(
+                f"LAPACK dpotrf reported invalid argument {-info}, which is a bug in "
+                "convexar_opt's call; please report it."
+            )
         ridge = max(ridge * 100.0, 1e-14 * scale)
     raise LinAlgError("the Newton matrix is not positive definite, even with a ridge")
 
@@ -138,7 +141,10 @@ def _cholesky_solve(factor, rhs):
     """Return x with L L^T x = rhs for the lower factor L returned by :func:`_factor`."""
     solution, info = dpotrs(factor, rhs, lower=1)
     if info != 0:
-        raise ValueError(f"LAPACK dpotrs rejected argument {-info}")
+        raise ValueError(
+            f"LAPACK dpotrs reported invalid argument {-info}, which is a bug in "
+            "convexar_opt's call; please report it."
+        )
     return solution
 
 

@@ -1,5 +1,6 @@
 """Common part of the native solvers: options, warm starts, statuses and warnings."""
 
+import contextlib
 import logging
 import numbers
 import time
@@ -8,6 +9,7 @@ from abc import abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from .._validation import check_int
 from ..exceptions import ConvergenceWarning, InvalidParameterError
@@ -30,6 +32,7 @@ class Settings:
     max_iter: int
     log_every: int
     verbose: bool
+    blas_threads: int | None = 1
     extra: dict = field(default_factory=dict)
 
     def log(self, message, *args):
@@ -59,6 +62,20 @@ def check_positive_float(value, name):
     return value
 
 
+# Created on first use, because building it scans the loaded libraries (0.8 ms measured).
+_THREADPOOLS = None
+
+
+def _limit_blas_threads(threads):
+    """Return a context that limits the BLAS thread pools to ``threads`` (None: no limit)."""
+    global _THREADPOOLS
+    if threads is None:
+        return contextlib.nullcontext()
+    if _THREADPOOLS is None:
+        _THREADPOOLS = ThreadpoolController()
+    return _THREADPOOLS.limit(limits=threads, user_api="blas")
+
+
 class NativeSolver(Solver):
     """Base class of the NumPy solvers that stop on the duality-gap certificate.
 
@@ -74,6 +91,9 @@ class NativeSolver(Solver):
         "tol": "relative certified duality gap at which to stop (default 1e-6)",
         "max_iter": "iteration limit",
         "log_every": "log progress every this many iterations (DEBUG, or INFO with verbose)",
+        "blas_threads": "BLAS threads during the solve (default 1: on a 2-core machine two "
+        "threads made full-data IPM solves 1.6 to 3.7 times slower; None keeps the process "
+        "setting)",
     }
 
     def solve(self, problem, warm_start, verbose, options):
@@ -82,7 +102,8 @@ class NativeSolver(Solver):
         start = time.perf_counter()
 
         start_point = self._warm_start(problem) if warm_start else None
-        outcome = self._run(problem, start_point, settings)
+        with _limit_blas_threads(settings.blas_threads):
+            outcome = self._run(problem, start_point, settings)
         seconds = time.perf_counter() - start
 
         certificate = outcome.certificate
@@ -112,7 +133,16 @@ class NativeSolver(Solver):
         tol = check_positive_float(options.get("tol", 1e-6), "tol")
         max_iter = check_int(options.get("max_iter", self.default_max_iter), "max_iter", 1)
         log_every = check_int(options.get("log_every", self.default_log_every), "log_every", 1)
-        settings = Settings(tol=tol, max_iter=max_iter, log_every=log_every, verbose=bool(verbose))
+        blas_threads = options.get("blas_threads", 1)
+        if blas_threads is not None:
+            blas_threads = check_int(blas_threads, "blas_threads", 1)
+        settings = Settings(
+            tol=tol,
+            max_iter=max_iter,
+            log_every=log_every,
+            verbose=bool(verbose),
+            blas_threads=blas_threads,
+        )
         settings.extra = self._read_extra_options(options)
         return settings
 
